@@ -11,7 +11,7 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := sqlite3 libmicrohttpd jansson libcrypt libcrypto
+PKGS    := sqlite3 libmicrohttpd jansson libcrypt libcrypto libssh yaml-0.1
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -Wno-format-nonliteral -Iinclude -Imgmt -D_GNU_SOURCE \
@@ -20,7 +20,7 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # Debian packages: build, then test tools.
 DEB_BUILD := build-essential pkg-config libsqlite3-dev libmicrohttpd-dev \
-             libjansson-dev libssl-dev libcrypt-dev
+             libjansson-dev libssl-dev libcrypt-dev libssh-dev libyaml-dev
 DEB_TEST  := python3 sqlite3 curl wrk
 DEPS_STAMP := $(BUILD)/.deps-installed
 
@@ -50,7 +50,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(MGMT_OBJ) $(LIB_OBJ)
 
 # Installs exactly what the build and the tests need (Debian 12, as root).
 deps: $(DEPS_STAMP)
-$(DEPS_STAMP):
+$(DEPS_STAMP): Makefile
 	@if [ "$$(id -u)" != 0 ]; then \
 	    echo "make deps: run as root (apt-get install)"; exit 1; fi
 	apt-get update -qq
