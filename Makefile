@@ -11,7 +11,8 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := sqlite3 libmicrohttpd jansson libcrypt libcrypto libssh yaml-0.1
+PKGS    := sqlite3 libmicrohttpd jansson libcrypt libcrypto libssh yaml-0.1 \
+           libcurl
 CFLAGS  ?= -O2 -g
 VERSION := 0.1.0
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
@@ -25,7 +26,7 @@ AGENT_LDLIBS := $(shell pkg-config --libs $(AGENT_PKGS) 2>/dev/null)
 # Debian packages: build, then test tools.
 DEB_BUILD := build-essential pkg-config libsqlite3-dev libmicrohttpd-dev \
              libjansson-dev libssl-dev libcrypt-dev libssh-dev libyaml-dev \
-             libvirt-dev
+             libvirt-dev libcurl4-openssl-dev
 # Tests: a real sshd in network namespaces, and what the KVM-host playbook
 # installs (present beforehand, the host bootstrap finds them and the test
 # does not depend on the network; see TESTBED.md).
