@@ -15,7 +15,7 @@ PKGS    := sqlite3 libmicrohttpd jansson libcrypt libcrypto libssh yaml-0.1 \
            libcurl
 CFLAGS  ?= -O2 -g
 VERSION := 0.1.0
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -Wno-format-nonliteral -Iinclude -Imgmt -Ihostagent -D_GNU_SOURCE \
            -DKVMSTACK_VERSION='"$(VERSION)"' \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

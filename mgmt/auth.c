@@ -417,8 +417,9 @@ auth_logout(struct api_req *req)
     struct db *db = db_thread();
 
     if (db_begin(db) < 0
-        || db_exec(db, "DELETE FROM session WHERE uuid = ?1", "s",
-                   req->args[0]) < 0
+        || db_exec(db, "DELETE FROM session WHERE uuid = ?1 AND "
+                   "accountUuid = ?2", "ss", req->args[0],
+                   req->account_uuid) < 0
         || db_commit(db) < 0) {
         return -1;
     }

@@ -40,6 +40,9 @@ struct db {
 
 static char *db_file;
 static __thread struct db *thread_db;
+static pthread_key_t thread_db_key;     /* Closes a thread's connection
+                                         * when the thread exits. */
+static pthread_once_t thread_db_once = PTHREAD_ONCE_INIT;
 
 const char *
 db_path(void)
@@ -221,6 +224,18 @@ db_setup(const char *path)
     return rc;
 }
 
+static void
+thread_db_exit(void *db)
+{
+    db_close(db);
+}
+
+static void
+thread_db_key_init(void)
+{
+    pthread_key_create(&thread_db_key, thread_db_exit);
+}
+
 struct db *
 db_thread(void)
 {
@@ -230,6 +245,8 @@ db_thread(void)
             LOG_ERR("%s", error_last_message());
             abort();
         }
+        pthread_once(&thread_db_once, thread_db_key_init);
+        pthread_setspecific(thread_db_key, thread_db);
     }
     return thread_db;
 }
@@ -237,6 +254,9 @@ db_thread(void)
 void
 db_thread_close(void)
 {
+    if (thread_db) {
+        pthread_setspecific(thread_db_key, NULL);
+    }
     db_close(thread_db);
     thread_db = NULL;
 }

@@ -1,14 +1,15 @@
 /* host.c: KVM hosts.  AddKVMHost is a job (202 + api-jobs location): the
- * request is checked and the host recorded at once, and the job brings the
- * host up.  Until the SSH bootstrap lands (issue 3) the job records the
- * host and leaves it Disconnected; the root password is checked for shape,
- * used by nobody, wiped and never stored. */
+ * request is checked and the host recorded at once (status Connecting), and
+ * the job bootstraps it over SSH (hostmgr.c).  The root password travels
+ * only in the job's memory, is wiped after use and never stored; a failed
+ * add removes the record so a new add starts clean. */
 #include "resources.h"
 
 #include <string.h>
 
 #include "api.h"
 #include "db.h"
+#include "hostmgr.h"
 #include "job.h"
 #include "kvmstack/cleanup.h"
 #include "kvmstack/error.h"
@@ -54,6 +55,18 @@ static const struct field host_fields[] = {
     { .name = "availableCpuCapacity", .type = FT_INT },
     { .name = "totalMemoryCapacity", .type = FT_INT },
     { .name = "availableMemoryCapacity", .type = FT_INT },
+    { .name = "cpuNum", .type = FT_INT },
+    { .name = "architecture", .type = FT_STR },
+    { .name = "osRelease", .type = FT_STR },
+    { .name = "kernelVersion", .type = FT_STR },
+    { .name = "libvirtVersion", .type = FT_STR },
+    { .name = "qemuVersion", .type = FT_STR },
+    { .name = "kvmAvailable", .type = FT_BOOL },
+    { .name = "agentVersion", .type = FT_STR },
+    { .name = "lastError", .type = FT_STR },
+    { .name = "lastConnectDate", .type = FT_INT, .flags = F_HIDDEN },
+    { .name = "added", .type = FT_INT, .flags = F_HIDDEN },
+    { .name = "playbookHash", .type = FT_STR, .flags = F_HIDDEN },
     { 0 },
 };
 
@@ -101,6 +114,17 @@ static const struct res_dep host_deps[] = {
     { 0 },
 };
 
+static int host_reconnect(struct api_req *req, json_t *params);
+static int host_trust_key(struct api_req *req, json_t *params);
+static int host_change_state(struct api_req *req, json_t *params);
+
+static const struct res_action host_actions[] = {
+    { "reconnectHost", host_reconnect },
+    { "trustHostKey", host_trust_key },
+    { "changeHostState", host_change_state },
+    { 0 },
+};
+
 static int
 host_before_delete(struct db *db, json_t *row)
 {
@@ -125,28 +149,182 @@ const struct resource host_resource = {
     .has_state = true,
     .prepare = host_prepare,
     .before_delete = host_before_delete,
+    .actions = host_actions,
 };
 
-/* The job of AddKVMHost.  The SSH bootstrap (issue 3) plugs in here; for
- * now the host is a record and is reported Disconnected. */
+static int
+check_only(json_t *params, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(params, key, v) {
+        bool ok = !strcmp(key, "systemTags") || !strcmp(key, "userTags");
+
+        for (const char *const *a = allowed; a && *a; a++) {
+            ok |= !strcmp(*a, key);
+        }
+        if (!ok) {
+            error_report_field(PROBLEM_INVALID_ARGUMENT, key,
+                               "unknown field '%.64s'", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+host_exists(struct api_req *req)
+{
+    json_t *row = res_load(db_thread(), &host_resource, req->args[0]);
+
+    json_decref(row);
+    return row ? 0 : -1;
+}
+
+/* ReconnectHost: drop the session and connect again now; answers once the
+ * host is Connected again or the attempt failed. */
+static int
+host_reconnect(struct api_req *req, json_t *params)
+{
+    if (check_only(params, NULL) < 0 || host_exists(req) < 0) {
+        return -1;
+    }
+    if (hostmgr_reconnect(req->args[0], false, NULL, 120000) < 0) {
+        return -1;
+    }
+    return res_reply_inventory(req, &host_resource, req->args[0]);
+}
+
+/* trustHostKey: the operator accepts the host's new SSH key, either the
+ * one given in sshHostKeyFingerprint or, without it, whatever key the host
+ * presents now (trust on first use again). */
+static int
+host_trust_key(struct api_req *req, json_t *params)
+{
+    static const char *const allowed[] = { "sshHostKeyFingerprint", NULL };
+    json_t *fp = json_object_get(params, "sshHostKeyFingerprint");
+
+    if (check_only(params, allowed) < 0) {
+        return -1;
+    }
+    if (fp && (!json_is_string(fp)
+               || check_fingerprint("sshHostKeyFingerprint",
+                                    json_string_value(fp)) < 0)) {
+        if (!json_is_string(fp)) {
+            error_report_field(PROBLEM_INVALID_ARGUMENT,
+                               "sshHostKeyFingerprint",
+                               "field 'sshHostKeyFingerprint' must be a "
+                               "string");
+        }
+        return -1;
+    }
+    if (host_exists(req) < 0) {
+        return -1;
+    }
+    LOG_WARN("host %s: host key re-trusted by the operator (%s)",
+             req->args[0], fp ? json_string_value(fp) : "first use");
+    if (hostmgr_reconnect(req->args[0], true, json_string_value(fp),
+                          120000) < 0) {
+        return -1;
+    }
+    return res_reply_inventory(req, &host_resource, req->args[0]);
+}
+
+static int
+host_change_state(struct api_req *req, json_t *params)
+{
+    static const char *const allowed[] = { "stateEvent", NULL };
+    const char *ev = json_string_value(json_object_get(params,
+                                                       "stateEvent"));
+    const char *state;
+    struct db *db = db_thread();
+
+    if (check_only(params, allowed) < 0) {
+        return -1;
+    }
+    if (!ev) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "stateEvent",
+                           "field 'stateEvent' must be enable, disable or "
+                           "maintain");
+        return -1;
+    }
+    if (!strcmp(ev, "enable")) {
+        state = "Enabled";
+    } else if (!strcmp(ev, "disable")) {
+        state = "Disabled";
+    } else if (!strcmp(ev, "maintain")) {
+        state = "Maintenance";
+    } else {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "stateEvent",
+                           "field 'stateEvent': '%.32s' is not enable, "
+                           "disable or maintain", ev);
+        return -1;
+    }
+    if (db_begin(db) < 0) {
+        return -1;
+    }
+    if (host_exists(req) < 0
+        || db_exec(db, "UPDATE host SET state = ?1, lastOpDate = ?2 WHERE "
+                   "uuid = ?3", "sis", state, time_wall_msec(),
+                   req->args[0]) < 0
+        || db_commit(db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return res_reply_inventory(req, &host_resource, req->args[0]);
+}
+
+/* DeleteHost: closes the agent channel first, then removes the record
+ * (the host keeps its installed packages). */
+int
+host_delete(struct api_req *req)
+{
+    bool managed = uuid_is_valid(req->args[0]);
+    int rc;
+
+    if (managed) {
+        hostmgr_forget(req->args[0]);
+    }
+    rc = res_delete_handler(req);
+    if (managed && req->status != 200) {
+        json_t *row = res_load_table(db_thread(), "host", req->args[0]);
+
+        if (row) {
+            hostmgr_reconnect(req->args[0], false, NULL, 0);
+            json_decref(row);
+        }
+    }
+    return rc;
+}
+
+static void
+wipe_json_string(json_t *v)
+{
+    if (json_is_string(v)) {
+        secure_wipe((char *) json_string_value(v), json_string_length(v));
+    }
+}
+
+/* The job of AddKVMHost: SSH bootstrap, playbook, agent (hostmgr.c). */
 static json_t *
 host_add_job(struct job *job, json_t *ctx, int *status)
 {
-    struct db *db = db_thread();
     const char *uuid = json_string_value(json_object_get(ctx, "uuid"));
     json_t *inv;
+    int rc;
 
-    job_progress(job, "host recorded; SSH bootstrap is not available in "
-                 "this version, the host stays Disconnected");
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE host SET status = 'Disconnected', "
-                   "lastOpDate = ?1 WHERE uuid = ?2", "is",
-                   time_wall_msec(), uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    rc = hostmgr_bootstrap(job, uuid,
+                           json_string_value(json_object_get(ctx,
+                                                             "password")),
+                           json_string_value(json_object_get(
+                                                 ctx, "fingerprint")));
+    wipe_json_string(json_object_get(ctx, "password"));
+    json_object_del(ctx, "password");
+    if (rc < 0) {
         return NULL;
     }
-    inv = res_inventory(db, &host_resource, uuid);
+    inv = res_inventory(db_thread(), &host_resource, uuid);
     if (!inv) {
         return NULL;
     }
@@ -161,6 +339,7 @@ host_add(struct api_req *req)
     json_t *params = api_params(req);
     json_t *password;
     json_t *row;
+    json_t *ctx;
     AUTOFREE char *uuid = NULL;
 
     if (!params) {
@@ -182,18 +361,15 @@ host_add(struct api_req *req)
         db_rollback(db);
         goto fail;
     }
-    if (json_is_string(password)) {
-        secure_wipe((char *) json_string_value(password),
-                    json_string_length(password));
-    }
-    LOG_INFO("host '%s' added", uuid);
-    return job_submit(req, "AddKVMHost", uuid, host_add_job,
-                      json_pack("{s:s}", "uuid", uuid));
+    LOG_INFO("host '%s' recorded; bootstrapping it", uuid);
+    /* A copy: the request's own string is wiped right after. */
+    ctx = json_pack("{s:s, s:s, s:O?}", "uuid", uuid, "password",
+                    json_string_value(password), "fingerprint",
+                    json_object_get(params, "sshHostKeyFingerprint"));
+    wipe_json_string(password);
+    return job_submit(req, "AddKVMHost", uuid, host_add_job, ctx);
 
 fail:
-    if (json_is_string(password)) {
-        secure_wipe((char *) json_string_value(password),
-                    json_string_length(password));
-    }
+    wipe_json_string(password);
     return -1;
 }

@@ -226,6 +226,8 @@ route_match(const char *pattern, const char *path, struct api_req *req)
                 return false;
             }
             req->args[n++] = xstrndup(path, len);
+            req->n_args = n;    /* So req_clear_args() frees a partial
+                                 * match's values too. */
             pattern += 2;
             path += len;
         } else {
@@ -431,6 +433,8 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
     json_decref(req.body);
     json_decref(req.reply);
     free(req.location);
+    error_reset();              /* No error outlives its request (nor the
+                                 * worker thread: it would leak). */
     return ret;
 }
 

@@ -57,9 +57,9 @@ job_progress(struct job *job, const char *fmt, ...)
     va_end(ap);
     LOG_INFO("job %s (%s): %s", job->uuid, job->api_name, msg);
     if (db_begin(db) < 0
-        || db_exec(db, "UPDATE apiJob SET progress = ?1, lastOpDate = ?2 "
-                   "WHERE uuid = ?3", "sis", msg, time_wall_msec(),
-                   job->uuid) < 0
+        || db_exec(db, "UPDATE apiJob SET progress = ?1, log = log || ?1 "
+                   "|| char(10), lastOpDate = ?2 WHERE uuid = ?3", "sis",
+                   msg, time_wall_msec(), job->uuid) < 0
         || db_commit(db) < 0) {
         db_rollback(db);
         LOG_WARN("job %s: cannot record progress: %s", job->uuid,
@@ -85,6 +85,10 @@ job_finish(struct job *job, json_t *result, int status)
                            "details", error_last_message());
         json_object_set_new(json_object_get(result, "error"), "problem",
                             json_string(problem_name(p)));
+        if (error_last_field()) {
+            json_object_set_new(json_object_get(result, "error"), "field",
+                                json_string(error_last_field()));
+        }
     }
     text = json_dumps(result, JSON_COMPACT);
     if (db_begin(db) < 0
@@ -282,3 +286,29 @@ job_get(struct api_req *req)
     json_decref(row);
     return 0;
 }
+
+static const struct field api_job_fields[] = {
+    { .name = "apiName", .type = FT_STR },
+    { .name = "state", .type = FT_STR },
+    { .name = "progress", .type = FT_STR },
+    { .name = "resourceUuid", .type = FT_UUID },
+    { .name = "httpStatus", .type = FT_INT },
+    { .name = "result", .type = FT_STR, .flags = F_HIDDEN },
+    { .name = "log", .type = FT_STR },
+    { .name = "createDate", .type = FT_DATE },
+    { .name = "lastOpDate", .type = FT_DATE },
+    { 0 },
+};
+
+static const char *const api_job_columns[] = {
+    "uuid", "apiName", "state", "progress", "resourceUuid", NULL
+};
+
+const struct resource api_job_resource = {
+    .kind = "ApiJob",
+    .label = "API job",
+    .table = "apiJob",
+    .path = "api-jobs",
+    .fields = api_job_fields,
+    .columns = api_job_columns,
+};

@@ -177,6 +177,8 @@ ip_range_insert(struct api_req *req, struct db *db, const char *l3,
     size_t i;
     json_t *o;
     int64_t now = time_wall_msec();
+    const char *field = json_object_get(params, "networkCidr")
+                        ? "networkCidr" : "startIp";
 
     ipv4_format(start, s);
     ipv4_format(end, e);
@@ -194,11 +196,12 @@ ip_range_insert(struct api_req *req, struct db *db, const char *l3,
         const char *ogw = json_string_value(json_object_get(o, "gateway"));
 
         if (strcmp(ocidr, cidr) || strcmp(ogw, gateway)) {
-            error_report(PROBLEM_CONFLICT,
-                         "L3 network %s already uses subnet %s with "
-                         "gateway %s (range '%s'); one L3 network has one "
-                         "CIDR and gateway", l3, ocidr, ogw,
-                         json_string_value(json_object_get(o, "name")));
+            error_report_field(
+                PROBLEM_CONFLICT, field,
+                "L3 network %s already uses subnet %s with gateway %s "
+                "(range '%s'); one L3 network has one CIDR and gateway",
+                l3, ocidr, ogw,
+                json_string_value(json_object_get(o, "name")));
             json_decref(others);
             return -1;
         }
@@ -207,13 +210,14 @@ ip_range_insert(struct api_req *req, struct db *db, const char *l3,
                                                               "startInt")),
                            json_integer_value(json_object_get(o,
                                                               "endInt")))) {
-            error_report(PROBLEM_CONFLICT,
-                         "IP range %s-%s overlaps range '%s' (%s-%s, %s) "
-                         "of this L3 network", s, e,
-                         json_string_value(json_object_get(o, "name")),
-                         json_string_value(json_object_get(o, "startIp")),
-                         json_string_value(json_object_get(o, "endIp")),
-                         json_string_value(json_object_get(o, "uuid")));
+            error_report_field(
+                PROBLEM_CONFLICT, field,
+                "IP range %s-%s overlaps range '%s' (%s-%s, %s) "
+                "of this L3 network", s, e,
+                json_string_value(json_object_get(o, "name")),
+                json_string_value(json_object_get(o, "startIp")),
+                json_string_value(json_object_get(o, "endIp")),
+                json_string_value(json_object_get(o, "uuid")));
             json_decref(others);
             return -1;
         }

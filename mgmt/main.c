@@ -7,12 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "auth.h"
 #include "cli.h"
 #include "db.h"
+#include "hostmgr.h"
+#include "sshconn.h"
 #include "job.h"
+#include "kvmstack/cleanup.h"
 #include "kvmstack/error.h"
 #include "kvmstack/log.h"
 #include "kvmstack/util.h"
@@ -28,12 +32,34 @@ serve_usage(FILE *out)
             "usage: kvmstack serve [--listen ADDR:PORT] [--db PATH]\n"
             "                      [--threads N] [--session-timeout SECONDS]\n"
             "                      [--log-level err|warn|info|dbg]\n"
+            "                      [--playbooks DIR] [--agent PATH]\n"
+            "                      [--ssh-dir DIR] [--host-ping-interval MS]\n"
+            "                      [--host-ping-max-failure N]\n"
             "\n"
             "Runs the management node: the ZStack-style REST API under\n"
             "/zstack/v1 on ADDR:PORT (default 0.0.0.0:5000) with the SQLite\n"
             "inventory at PATH (default " DEFAULT_DB ").\n"
             "The first start creates the account 'admin' with the password\n"
             "in $KVMSTACK_ADMIN_PASSWORD or a random one printed once.\n");
+}
+
+/* The directory of this executable; caller frees. */
+static char *
+self_dir(void)
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    char *slash;
+
+    if (n <= 0) {
+        return xstrdup(".");
+    }
+    buf[n] = '\0';
+    slash = strrchr(buf, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    return xstrdup(buf);
 }
 
 static int
@@ -71,12 +97,21 @@ serve_main(int argc, char **argv)
         { "threads", required_argument, NULL, 't' },
         { "session-timeout", required_argument, NULL, 's' },
         { "log-level", required_argument, NULL, 'v' },
+        { "playbooks", required_argument, NULL, 'p' },
+        { "agent", required_argument, NULL, 'a' },
+        { "ssh-dir", required_argument, NULL, 'k' },
+        { "host-ping-interval", required_argument, NULL, 'i' },
+        { "host-ping-max-failure", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *listen = "0.0.0.0:5000";
     const char *db = DEFAULT_DB;
     int threads = 4;
+    AUTOFREE char *exe_dir = self_dir();
+    AUTOFREE char *playbooks = NULL;
+    AUTOFREE char *agent = NULL;
+    AUTOFREE char *ssh_dir = NULL;
     sigset_t set;
     int sig;
     int c;
@@ -112,6 +147,34 @@ serve_main(int argc, char **argv)
             }
             log_set_level((enum log_level) log_level_from_name(optarg));
             break;
+        case 'p':
+            free(playbooks);
+            playbooks = xstrdup(optarg);
+            break;
+        case 'a':
+            free(agent);
+            agent = xstrdup(optarg);
+            break;
+        case 'k':
+            free(ssh_dir);
+            ssh_dir = xstrdup(optarg);
+            break;
+        case 'i':
+            hostmgr_ping_interval_ms = atoi(optarg);
+            if (hostmgr_ping_interval_ms < 10) {
+                fprintf(stderr, "kvmstack serve: --host-ping-interval is in "
+                        "milliseconds, at least 10\n");
+                return 2;
+            }
+            break;
+        case 'm':
+            hostmgr_ping_max_failure = atoi(optarg);
+            if (hostmgr_ping_max_failure < 1) {
+                fprintf(stderr, "kvmstack serve: --host-ping-max-failure "
+                        "must be at least 1\n");
+                return 2;
+            }
+            break;
         case 'h':
             serve_usage(stdout);
             return 0;
@@ -137,7 +200,20 @@ serve_main(int argc, char **argv)
         fprintf(stderr, "kvmstack serve: %s\n", error_last_message());
         return 1;
     }
-    if (auth_bootstrap_admin() < 0 || job_engine_start(4) < 0) {
+    if (!playbooks) {
+        playbooks = xasprintf("%s/../playbooks", exe_dir);
+    }
+    if (!agent) {
+        agent = xasprintf("%s/kvmstack-agent", exe_dir);
+    }
+    if (!ssh_dir) {
+        AUTOFREE char *copy = xstrdup(db);
+        char *slash = strrchr(copy, '/');
+
+        ssh_dir = xasprintf("%s/ssh", slash ? (*slash = '\0', copy) : ".");
+    }
+    if (auth_bootstrap_admin() < 0 || sshconn_setup(ssh_dir) < 0
+        || job_engine_start(4) < 0 || hostmgr_start(playbooks, agent) < 0) {
         fprintf(stderr, "kvmstack serve: %s\n", error_last_message());
         return 1;
     }
@@ -156,6 +232,7 @@ serve_main(int argc, char **argv)
     LOG_INFO("signal %d: shutting down", sig);
     api_server_stop();
     job_engine_stop();
+    hostmgr_stop();
     db_thread_close();
     return 0;
 }

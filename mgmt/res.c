@@ -116,7 +116,7 @@ check_value(const struct field *f, json_t *v)
     if (f->type == FT_UUID) {
         return validate_uuid(f->name, json_string_value(v));
     }
-    if (f->type == FT_INT && f->max > f->min) {
+    if (f->type == FT_INT && (f->min || f->max)) {
         int64_t n = json_integer_value(v);
 
         if (n < f->min || n > f->max) {
@@ -255,6 +255,7 @@ table_label(const char *table)
         { "vip", "VIP" }, { "portForwardingRule", "port forwarding rule" },
         { "ipRange", "IP range" },
         { "networkServiceProvider", "network service provider" },
+        { "apiJob", "API job" }, { "usedIp", "used IP address" },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {

@@ -40,7 +40,7 @@ struct field {
     unsigned flags;             /* F_* */
     const char *ref;            /* Table an FT_UUID (or list) names. */
     const char *const *choices; /* NULL-terminated allowed strings. */
-    int64_t min;                /* FT_INT bounds, used when max > min. */
+    int64_t min;                /* FT_INT bounds, unless both are 0. */
     int64_t max;
     int (*check)(const char *field, const char *value);
     const char *dflt;           /* Default, as text, for columns. */
@@ -149,8 +149,6 @@ const char *res_system_tag(json_t *params, const char *tag);
 /* All resources, for the CLI and docs; ends with NULL. */
 extern const struct resource *const res_all[];
 
-#endif
-
 /* An attachment between two resources, kept in 'table' as the pair
  * ('col0', 'col1'), where the route's path arguments give the uuids of
  * 'res0' and 'res1' in that order.  Both must be in one zone (a zone
@@ -175,3 +173,5 @@ int res_link_detach(struct api_req *req);
  * as a JSON array (empty on error). */
 json_t *res_string_list(struct db *db, const char *sql, const char *col,
                         const char *arg);
+
+#endif

@@ -38,6 +38,8 @@ const struct api_route api_routes[] = {
 
     /* Jobs. */
     { "GET", "/api-jobs/{}", job_get, NULL, NULL, false },
+    { "GET", "/api-jobs", res_query_handler, &api_job_resource, NULL,
+      false },
 
     /* Zones and clusters. */
     { "POST", "/zones", res_create_handler, &zone_resource, NULL, false },
@@ -56,6 +58,7 @@ const struct api_route api_routes[] = {
 
     /* Hosts. */
     { "POST", "/hosts/kvm", host_add, &host_resource, NULL, false },
+    { "DELETE", "/hosts/{}", host_delete, &host_resource, NULL, false },
     { "GET", "/hosts/kvm", res_query_handler, &host_resource, NULL, false },
     CRUD("/hosts", &host_resource),
 
@@ -156,5 +159,6 @@ const struct resource *const res_all[] = {
     &primary_storage_resource, &backup_storage_resource, &image_resource,
     &l2_resource, &l3_resource, &ip_range_resource, &provider_resource,
     &instance_offering_resource, &vr_offering_resource, &vm_resource,
-    &vm_nic_resource, &vip_resource, &pf_rule_resource, NULL,
+    &vm_nic_resource, &vip_resource, &pf_rule_resource, &api_job_resource,
+    NULL,
 };

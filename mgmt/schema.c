@@ -171,6 +171,23 @@ static const char *const migrations[] = {
     "  state TEXT NOT NULL, progress TEXT,"
     "  resourceUuid TEXT, httpStatus INTEGER, result TEXT,"
     "  createDate INTEGER NOT NULL, lastOpDate INTEGER NOT NULL);",
+    /* Version 2: host bootstrap (issue 3): facts, the playbook hash a host
+     * was last converged with, whether its add completed, job logs. */
+    "ALTER TABLE host ADD COLUMN added INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE host ADD COLUMN playbookHash TEXT;"
+    "ALTER TABLE host ADD COLUMN architecture TEXT;"
+    "ALTER TABLE host ADD COLUMN cpuNum INTEGER;"
+    "ALTER TABLE host ADD COLUMN osRelease TEXT;"
+    "ALTER TABLE host ADD COLUMN kernelVersion TEXT;"
+    "ALTER TABLE host ADD COLUMN libvirtVersion TEXT;"
+    "ALTER TABLE host ADD COLUMN qemuVersion TEXT;"
+    "ALTER TABLE host ADD COLUMN kvmAvailable INTEGER;"
+    "ALTER TABLE host ADD COLUMN agentVersion TEXT;"
+    "ALTER TABLE host ADD COLUMN lastError TEXT;"
+    "ALTER TABLE host ADD COLUMN lastConnectDate INTEGER;"
+    "ALTER TABLE backupStorage ADD COLUMN added INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE backupStorage ADD COLUMN lastError TEXT;"
+    "ALTER TABLE apiJob ADD COLUMN log TEXT NOT NULL DEFAULT '';",
 };
 
 int

@@ -194,10 +194,12 @@ sshconn_auth_password(struct sshconn *c, const char *password)
     int rc = ssh_userauth_password(c->session, NULL, password);
 
     if (rc != SSH_AUTH_SUCCESS) {
-        error_report(PROBLEM_ACCESS_DENIED,
-                     "SSH password authentication as root on %s failed: %s",
-                     c->host, rc == SSH_AUTH_DENIED ? "access denied"
-                                                    : ssh_get_error(c->session));
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "password",
+                           "SSH password authentication as root on %s "
+                           "failed: %s", c->host,
+                           rc == SSH_AUTH_DENIED
+                           ? "wrong password (access denied)"
+                           : ssh_get_error(c->session));
         return -1;
     }
     return 0;

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "hostmgr.h"
 #include "job.h"
 #include "kvmstack/cleanup.h"
 #include "kvmstack/error.h"
@@ -131,6 +132,8 @@ static const struct field bs_fields[] = {
     { .name = "status", .type = FT_STR, .dflt = "Connecting" },
     { .name = "totalCapacity", .type = FT_INT },
     { .name = "availableCapacity", .type = FT_INT },
+    { .name = "lastError", .type = FT_STR },
+    { .name = "added", .type = FT_INT, .flags = F_HIDDEN },
     { 0 },
 };
 
@@ -199,27 +202,27 @@ const struct resource backup_storage_resource = {
     .inventory = bs_inventory,
 };
 
-/* The job of AddSftpBackupStorage: the SSH connection to the storage host
- * lands with host bootstrap (issue 3); until then the storage is recorded
- * and reported Disconnected. */
+/* The job of AddSftpBackupStorage: SSH bootstrap of the storage host with
+ * playbooks/sftp-backup-storage.yaml (hostmgr.c). */
 static json_t *
 bs_add_job(struct job *job, json_t *ctx, int *status)
 {
-    struct db *db = db_thread();
     const char *uuid = json_string_value(json_object_get(ctx, "uuid"));
+    json_t *pw = json_object_get(ctx, "password");
     json_t *inv;
+    int rc;
 
-    job_progress(job, "backup storage recorded; SSH to its host is not "
-                 "available in this version, it stays Disconnected");
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE backupStorage SET status = 'Disconnected', "
-                   "lastOpDate = ?1 WHERE uuid = ?2", "is",
-                   time_wall_msec(), uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    rc = hostmgr_bootstrap_bs(job, uuid, json_string_value(pw),
+                              json_string_value(json_object_get(
+                                                    ctx, "fingerprint")));
+    if (json_is_string(pw)) {
+        secure_wipe((char *) json_string_value(pw), json_string_length(pw));
+    }
+    json_object_del(ctx, "password");
+    if (rc < 0) {
         return NULL;
     }
-    inv = res_inventory(db, &backup_storage_resource, uuid);
+    inv = res_inventory(db_thread(), &backup_storage_resource, uuid);
     if (!inv) {
         return NULL;
     }
@@ -234,6 +237,7 @@ backup_storage_add(struct api_req *req)
     json_t *params = api_params(req);
     json_t *password;
     json_t *row;
+    json_t *ctx = NULL;
     AUTOFREE char *uuid = NULL;
     int rc = -1;
 
@@ -259,6 +263,11 @@ backup_storage_add(struct api_req *req)
     rc = 0;
 
 out:
+    if (rc == 0) {
+        /* A copy: the request's own string is wiped right after. */
+        ctx = json_pack("{s:s, s:s}", "uuid", uuid, "password",
+                        json_string_value(password));
+    }
     if (json_is_string(password)) {
         secure_wipe((char *) json_string_value(password),
                     json_string_length(password));
@@ -266,7 +275,6 @@ out:
     if (rc < 0) {
         return -1;
     }
-    LOG_INFO("backup storage '%s' added", uuid);
-    return job_submit(req, "AddSftpBackupStorage", uuid, bs_add_job,
-                      json_pack("{s:s}", "uuid", uuid));
+    LOG_INFO("backup storage '%s' recorded; bootstrapping its host", uuid);
+    return job_submit(req, "AddSftpBackupStorage", uuid, bs_add_job, ctx);
 }

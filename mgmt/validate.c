@@ -399,6 +399,7 @@ validate_storage_path(const char *field, const char *path)
     }
     if (strstr(path, "/../") || strstr(path, "/./")
         || (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/.."))
+        || (strlen(path) >= 2 && !strcmp(path + strlen(path) - 2, "/."))
         || strstr(path, "//")) {
         error_report_field(PROBLEM_INVALID_ARGUMENT, field,
                            "field '%s': path '%.256s' must be normalized "
@@ -464,6 +465,12 @@ validate_ifname(const char *field, const char *s)
                                field, s);
             return -1;
         }
+    }
+    if (!strcmp(s, ".") || !strcmp(s, "..")) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, field,
+                           "field '%s': '%s' is not an interface name",
+                           field, s);
+        return -1;
     }
     return 0;
 }

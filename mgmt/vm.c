@@ -338,8 +338,8 @@ const struct resource vm_resource = {
 /* ---- NICs ---- */
 
 static const struct field nic_fields[] = {
-    { .name = "vmInstanceUuid", .type = FT_UUID },
-    { .name = "l3NetworkUuid", .type = FT_UUID },
+    { .name = "vmInstanceUuid", .type = FT_UUID, .ref = "vmInstance" },
+    { .name = "l3NetworkUuid", .type = FT_UUID, .ref = "l3Network" },
     { .name = "usedIpUuid", .type = FT_UUID },
     { .name = "ip", .type = FT_STR },
     { .name = "netmask", .type = FT_STR },

@@ -1,0 +1,43 @@
+/* hostmgr.h: bootstrap of KVM hosts over SSH and the live agent channel
+ * mgmt keeps to each of them. */
+#ifndef MGMT_HOSTMGR_H
+#define MGMT_HOSTMGR_H 1
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct job;
+
+/* Tunables (kvmstack serve flags). */
+extern int hostmgr_ping_interval_ms;    /* host.ping.interval */
+extern int hostmgr_ping_max_failure;    /* host.ping.maxFailure */
+extern int hostmgr_reconnect_max_ms;    /* Longest reconnect backoff. */
+
+/* Sets where the playbooks and the agent binary are found and starts a
+ * connection for every host that finished its add; hosts whose add was
+ * interrupted by a restart are removed.  Returns -1 on error. */
+int hostmgr_start(const char *playbook_dir, const char *agent_path);
+void hostmgr_stop(void);
+
+/* The AddKVMHost job after the record exists: pre-flight, key install,
+ * playbook, agent.  Uses 'password' once; the caller wipes it.  On failure
+ * the host record is removed and -1 returned with the error reported. */
+int hostmgr_bootstrap(struct job *job, const char *host_uuid,
+                      const char *password, const char *expected_fp);
+
+/* The AddSftpBackupStorage job: key install and its playbook; records the
+ * capacity.  On failure the record is removed. */
+int hostmgr_bootstrap_bs(struct job *job, const char *bs_uuid,
+                         const char *password, const char *expected_fp);
+
+/* Reconnects a host now (ReconnectHost); with 'retrust' the host key is
+ * trusted again (first use) or set to 'fingerprint' when given.  Waits up
+ * to 'wait_ms' for the outcome.  Returns -1 with the error reported when
+ * the host did not come back Connected. */
+int hostmgr_reconnect(const char *host_uuid, bool retrust,
+                      const char *fingerprint, int wait_ms);
+
+/* Stops the host's connection (DeleteHost). */
+void hostmgr_forget(const char *host_uuid);
+
+#endif
