@@ -18,15 +18,16 @@ VERSION := 0.1.0
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -Wno-format-nonliteral -Iinclude -Imgmt -Ihostagent -D_GNU_SOURCE \
            -DKVMSTACK_VERSION='"$(VERSION)"' \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           $(shell pkg-config --cflags $(PKGS) $(AGENT_PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
-AGENT_PKGS := jansson libcrypto libvirt
+AGENT_PKGS := jansson libcrypto libvirt libxml-2.0 libnl-3.0 libnl-route-3.0
 AGENT_LDLIBS := $(shell pkg-config --libs $(AGENT_PKGS) 2>/dev/null)
 
 # Debian packages: build, then test tools.
 DEB_BUILD := build-essential pkg-config libsqlite3-dev libmicrohttpd-dev \
              libjansson-dev libssl-dev libcrypt-dev libssh-dev libyaml-dev \
-             libvirt-dev libcurl4-openssl-dev
+             libvirt-dev libcurl4-openssl-dev libxml2-dev libnl-3-dev \
+             libnl-route-3-dev
 # Tests: a real sshd in network namespaces, and what the KVM-host playbook
 # installs (present beforehand, the host bootstrap finds them and the test
 # does not depend on the network; see TESTBED.md).
@@ -61,7 +62,7 @@ $(BUILD)/kvmstack: $(BUILD)/mgmt/main.o $(MGMT_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/kvmstack-agent: $(AGENT_OBJ) $(LIB_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(AGENT_LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(AGENT_LDLIBS) -lpthread
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(MGMT_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -57,11 +57,13 @@ os_release(void)
     return v;
 }
 
-json_t *
-facts_collect(void)
+static json_t *
+facts_collect(json_t *params)
 {
     struct utsname u;
     struct sysinfo si;
+
+    (void) params;
     json_t *facts;
     json_t *warnings = json_array();
     virConnectPtr conn;
@@ -108,3 +110,13 @@ facts_collect(void)
     json_object_set_new(facts, "warnings", warnings);
     return facts;
 }
+
+static const struct agent_method facts_methods[] = {
+    { "host.facts", facts_collect },
+    { 0 },
+};
+
+const struct agent_module facts_module = {
+    .name = "facts",
+    .methods = facts_methods,
+};

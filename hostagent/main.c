@@ -4,6 +4,7 @@
  * open; when the channel closes the agent exits. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,16 +37,28 @@ write_all(int fd, const char *s, size_t n)
     return 0;
 }
 
+static pthread_mutex_t send_mutex = PTHREAD_MUTEX_INITIALIZER;
+
 int
 agent_send(json_t *msg)
 {
     char *frame = proto_encode(msg);
-    int rc = write_all(STDOUT_FILENO, frame, strlen(frame));
+    int rc;
 
+    pthread_mutex_lock(&send_mutex);
+    rc = write_all(STDOUT_FILENO, frame, strlen(frame));
+    pthread_mutex_unlock(&send_mutex);
     LOG_DBG("-> %s", frame);
     free(frame);
     json_decref(msg);
     return rc;
+}
+
+void
+agent_emit_event(const char *event, json_t *data)
+{
+    agent_send(json_pack("{s:s, s:s, s:o}", "kind", "event", "event", event,
+                         "data", data ? data : json_object()));
 }
 
 static int
@@ -57,6 +70,9 @@ run_stdio(void)
     int rc = 0;
 
     sbuf_init(&in);
+    if (dispatch_init() < 0) {
+        return 1;
+    }
     agent_send(json_pack("{s:s, s:i, s:o, s:s}", "kind", "init", "version",
                          PROTO_VERSION, "capabilities",
                          dispatch_capabilities(), "agentVersion",
