@@ -51,6 +51,21 @@ enum hc_outcome {
     HC_MISMATCH,                /* Host key changed. */
 };
 
+/* A call to a host's agent, made by any thread, sent by the host's
+ * connection thread. */
+struct hc_call {
+    struct hc_call *next;
+    json_int_t id;              /* Frame id once sent. */
+    char *method;
+    json_t *params;             /* Owned. */
+    json_t *result;             /* Owned; set on success. */
+    enum problem problem;       /* On failure. */
+    char *message;              /* On failure; owned. */
+    bool done;
+    bool abandoned;             /* The caller timed out: whoever finishes
+                                 * the call frees it. */
+};
+
 struct hostconn {
     struct hostconn *next;
     char uuid[UUID_LEN + 1];
@@ -60,7 +75,12 @@ struct hostconn {
     bool connected;             /* The session is up. */
     unsigned generation;        /* Bumped at every outcome. */
     char *last_error;           /* Of the last failed attempt; owned. */
+    struct hc_call *queue;      /* Calls not sent yet. */
+    struct hc_call *sent;       /* Calls waiting for their reply. */
 };
+
+hostmgr_event_fn *hostmgr_event_handler;
+hostmgr_connect_fn *hostmgr_connect_handler;
 
 static pthread_mutex_t hc_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hc_cond = PTHREAD_COND_INITIALIZER;
@@ -473,6 +493,123 @@ record_facts(const char *uuid, json_t *facts, const char *agent_version)
     return 0;
 }
 
+static void
+call_free(struct hc_call *call)
+{
+    if (call) {
+        free(call->method);
+        json_decref(call->params);
+        json_decref(call->result);
+        free(call->message);
+        free(call);
+    }
+}
+
+/* Completes 'call' (hc_mutex held): frees it if its caller left. */
+static void
+call_finish(struct hc_call *call, json_t *result, enum problem p,
+            const char *message)
+{
+    call->result = result;
+    call->problem = p;
+    call->message = message ? xstrdup(message) : NULL;
+    call->done = true;
+    if (call->abandoned) {
+        call_free(call);
+    }
+}
+
+/* Fails every queued and sent call of 'hc' (hc_mutex held). */
+static void
+calls_fail_all(struct hostconn *hc, const char *why)
+{
+    struct hc_call *lists[2] = { hc->queue, hc->sent };
+
+    hc->queue = hc->sent = NULL;
+    for (int i = 0; i < 2; i++) {
+        while (lists[i]) {
+            struct hc_call *call = lists[i];
+
+            lists[i] = call->next;
+            call_finish(call, NULL, PROBLEM_HOST_UNREACHABLE, why);
+        }
+    }
+    pthread_cond_broadcast(&hc_cond);
+}
+
+/* Sends the queued calls of 'hc'.  Returns -1 when the channel failed. */
+static int
+calls_send(struct hostconn *hc, struct sshconn_chan *ch, json_int_t *next_id)
+{
+    for (;;) {
+        struct hc_call *call;
+        json_t *frame;
+
+        pthread_mutex_lock(&hc_mutex);
+        call = hc->queue;
+        if (call) {
+            hc->queue = call->next;
+            call->id = (*next_id)++;
+            call->next = hc->sent;
+            hc->sent = call;
+            frame = json_pack("{s:s, s:I, s:s, s:O}", "kind", "call", "id",
+                              call->id, "method", call->method, "params",
+                              call->params);
+        }
+        pthread_mutex_unlock(&hc_mutex);
+        if (!call) {
+            return 0;
+        }
+        if (send_frame(ch, frame) < 0) {
+            return -1;
+        }
+    }
+}
+
+/* Matches a reply frame to its call. */
+static void
+calls_reply(struct hostconn *hc, json_t *frame)
+{
+    json_int_t id = json_integer_value(json_object_get(frame, "id"));
+    struct hc_call **p;
+
+    pthread_mutex_lock(&hc_mutex);
+    for (p = &hc->sent; *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            struct hc_call *call = *p;
+            json_t *result = json_object_get(frame, "result");
+
+            *p = call->next;
+            if (result) {
+                call_finish(call, json_incref(result), PROBLEM_NONE, NULL);
+            } else {
+                call_finish(call, NULL,
+                            problem_from_name(jstr(frame, "problem")
+                                              ? jstr(frame, "problem")
+                                              : "internal-error"),
+                            jstr(frame, "message") ? jstr(frame, "message")
+                                                   : "the agent failed");
+            }
+            pthread_cond_broadcast(&hc_cond);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hc_mutex);
+}
+
+static void *
+connect_handler_main(void *arg)
+{
+    char *uuid = arg;
+
+    if (hostmgr_connect_handler) {
+        hostmgr_connect_handler(uuid);
+    }
+    free(uuid);
+    db_thread_close();
+    return NULL;
+}
+
 /* One session: connect, converge, start the agent, ping until it fails. */
 static enum hc_outcome
 hostconn_session(struct hostconn *hc)
@@ -594,6 +731,16 @@ hostconn_session(struct hostconn *hc)
     }
     LOG_INFO("host %s: Connected (agent channel up)", hc->uuid);
     hc_outcome(hc, true, NULL);
+    if (hostmgr_connect_handler) {
+        pthread_t t;
+
+        /* Pushing the host's desired state makes agent calls, which this
+         * thread sends: run it beside. */
+        if (!pthread_create(&t, NULL, connect_handler_main,
+                            xstrdup(hc->uuid))) {
+            pthread_detach(t);
+        }
+    }
     next_ping = time_msec() + hostmgr_ping_interval_ms;
     for (;;) {
         json_t *frame;
@@ -603,18 +750,27 @@ hostconn_session(struct hostconn *hc)
             outcome = HC_STOPPED;
             goto out;
         }
-        if (sshconn_chan_read(ch, &buf, 100) < 0) {
+        if (calls_send(hc, ch, &next_id) < 0
+            || sshconn_chan_read(ch, &buf, 20) < 0) {
             goto out;
         }
         while ((r = proto_next(&buf, &frame)) == 1) {
-            if (!strcmp(proto_kind(frame), "pong")
+            const char *kind = proto_kind(frame);
+
+            if (!strcmp(kind, "pong")
                 && json_integer_value(json_object_get(frame, "id"))
                    == ping_id) {
                 ping_id = -1;
                 misses = 0;
-            } else if (!strcmp(proto_kind(frame), "event")) {
+            } else if (!strcmp(kind, "reply")) {
+                calls_reply(hc, frame);
+            } else if (!strcmp(kind, "event")) {
                 LOG_INFO("host %s: event %s", hc->uuid,
                          jstr(frame, "event"));
+                if (hostmgr_event_handler) {
+                    hostmgr_event_handler(hc->uuid, jstr(frame, "event"),
+                                          json_object_get(frame, "data"));
+                }
             }
             json_decref(frame);
         }
@@ -637,6 +793,9 @@ hostconn_session(struct hostconn *hc)
     }
 
 out:
+    pthread_mutex_lock(&hc_mutex);
+    calls_fail_all(hc, "the host's agent channel closed before the reply");
+    pthread_mutex_unlock(&hc_mutex);
     if (outcome == HC_FAILED && ch) {
         sshconn_chan_drain_stderr(ch, &err);
         if (err.len) {
@@ -1077,4 +1236,87 @@ hostmgr_stop(void)
         pthread_mutex_unlock(&hc_mutex);
         hostmgr_forget(uuid);
     }
+}
+
+json_t *
+hostmgr_call(const char *uuid, const char *method, json_t *params,
+             int timeout_ms)
+{
+    struct hc_call *call = xcalloc(1, sizeof *call);
+    struct hostconn *hc;
+    struct hc_call **tail;
+    int64_t deadline = time_msec() + timeout_ms;
+    json_t *result = NULL;
+
+    call->method = xstrdup(method);
+    call->params = params ? params : json_object();
+    pthread_mutex_lock(&hc_mutex);
+    hc = hc_find(uuid);
+    if (!hc || !hc->connected) {
+        pthread_mutex_unlock(&hc_mutex);
+        error_report(PROBLEM_HOST_UNREACHABLE, "host %s is not Connected",
+                     uuid);
+        call_free(call);
+        return NULL;
+    }
+    for (tail = &hc->queue; *tail; tail = &(*tail)->next) {
+        continue;
+    }
+    *tail = call;
+    while (!call->done) {
+        struct timespec ts;
+
+        if (time_msec() > deadline) {
+            struct hc_call **p;
+            bool queued = false;
+
+            /* Still queued: unlink and free; sent: leave it to the
+             * connection thread. */
+            for (p = &hc->queue; *p; p = &(*p)->next) {
+                if (*p == call) {
+                    *p = call->next;
+                    queued = true;
+                    break;
+                }
+            }
+            call->abandoned = !queued;
+            pthread_mutex_unlock(&hc_mutex);
+            if (queued) {
+                call_free(call);
+            }
+            error_report(PROBLEM_TIMEOUT, "host %s: %s got no reply within "
+                         "%d ms", uuid, method, timeout_ms);
+            return NULL;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&hc_cond, &hc_mutex, &ts);
+    }
+    pthread_mutex_unlock(&hc_mutex);
+    if (call->result) {
+        result = call->result;
+        call->result = NULL;
+    } else {
+        error_report(call->problem, "host %s: %s: %s", uuid, method,
+                     call->message ? call->message : "failed");
+    }
+    call_free(call);
+    return result;
+}
+
+bool
+hostmgr_is_connected(const char *uuid)
+{
+    struct hostconn *hc;
+    bool up;
+
+    pthread_mutex_lock(&hc_mutex);
+    hc = hc_find(uuid);
+    up = hc && hc->connected;
+    pthread_mutex_unlock(&hc_mutex);
+    return up;
 }

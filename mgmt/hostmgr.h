@@ -37,6 +37,27 @@ int hostmgr_bootstrap_bs(struct job *job, const char *bs_uuid,
 int hostmgr_reconnect(const char *host_uuid, bool retrust,
                       const char *fingerprint, int wait_ms);
 
+/* Calls 'method' with 'params' (taken) on the agent of a Connected host
+ * and waits up to 'timeout_ms' for the reply.  Returns the result (caller
+ * owns) or NULL with an error reported: host-unreachable when the host is
+ * not Connected or the channel closes first, timeout, or the agent's own
+ * problem and message. */
+json_t *hostmgr_call(const char *host_uuid, const char *method,
+                     json_t *params, int timeout_ms);
+
+bool hostmgr_is_connected(const char *host_uuid);
+
+/* Agent events ("vm.state" ...), called on the host's connection thread:
+ * the handler may write the database but must not call hostmgr_call(). */
+typedef void hostmgr_event_fn(const char *host_uuid, const char *event,
+                              json_t *data);
+extern hostmgr_event_fn *hostmgr_event_handler;
+
+/* Called on a thread of its own each time a host (re)connects, to push
+ * the host's desired state (mounts, bridges, VMs); may call the agent. */
+typedef void hostmgr_connect_fn(const char *host_uuid);
+extern hostmgr_connect_fn *hostmgr_connect_handler;
+
 /* Stops the host's connection (DeleteHost). */
 void hostmgr_forget(const char *host_uuid);
 
