@@ -31,6 +31,9 @@ struct unit_case {
     const void *aux;            /* Passed to 'fn'; owned by the suite. */
 };
 
+/* test-playbook.c's registration (the others are in unit.h). */
+void test_playbook_register(void);
+
 /* The suites: a name for --list's benefit and the registration function
  * that adds its cases. */
 static const struct {
@@ -39,6 +42,7 @@ static const struct {
 } suites[] = {
     { "validate", test_validate_register },
     { "res", test_res_register },
+    { "playbook", test_playbook_register },
 };
 
 static struct unit_case *cases;
