@@ -35,6 +35,7 @@
 #include "playbook.h"
 #include "res.h"
 #include "sshconn.h"
+#include "vmops.h"
 
 LOG_MODULE("mgmt.hostmgr");
 
@@ -163,10 +164,15 @@ host_set(const char *uuid, const char *status, const char *error)
 {
     struct db *db = db_thread();
 
+    bool lost = strcmp(status, "Connected") && strcmp(status, "Connecting");
+
     if (db_begin(db) < 0
         || db_exec(db, "UPDATE host SET status = ?1, lastError = ?2, "
                    "lastOpDate = ?3 WHERE uuid = ?4", "ssis", status, error,
                    time_wall_msec(), uuid) < 0
+        /* Without its host nobody knows what a VM does: Unknown, never
+         * Stopped, until the reconnect reconciles it. */
+        || (lost && vmops_host_lost(db, uuid) < 0)
         || db_commit(db) < 0) {
         db_rollback(db);
         LOG_WARN("host %s: cannot record status %s: %s", uuid, status,
@@ -473,19 +479,23 @@ record_facts(const char *uuid, json_t *facts, const char *agent_version)
 
     if (db_begin(db) < 0
         || db_exec(db, "UPDATE host SET status = 'Connected', lastError = "
-                   "NULL, cpuNum = ?1, totalCpuCapacity = ?1, "
-                   "availableCpuCapacity = coalesce(availableCpuCapacity, "
-                   "?1), totalMemoryCapacity = ?2, availableMemoryCapacity = "
-                   "coalesce(availableMemoryCapacity, ?2), architecture = ?3,"
+                   "NULL, cpuNum = ?1, totalCpuCapacity = ?1 * ?12, "
+                   "availableCpuCapacity = ?1 * ?12 - (SELECT "
+                   "coalesce(sum(cpuNum), 0) FROM vmInstance WHERE hostUuid "
+                   "= ?11 AND reserved = 1), totalMemoryCapacity = ?2, "
+                   "availableMemoryCapacity = ?2 - (SELECT "
+                   "coalesce(sum(memorySize), 0) FROM vmInstance WHERE "
+                   "hostUuid = ?11 AND reserved = 1), architecture = ?3,"
                    " osRelease = ?4, kernelVersion = ?5, libvirtVersion = "
                    "?6, qemuVersion = ?7, kvmAvailable = ?8, agentVersion = "
                    "?9, lastConnectDate = ?10, lastOpDate = ?10 WHERE "
-                   "uuid = ?11", "iisssssbsis", (int64_t) cpus,
+                   "uuid = ?11", "iisssssbsisi", (int64_t) cpus,
                    (int64_t) mem, jstr(facts, "architecture"),
                    jstr(facts, "osRelease"), jstr(facts, "kernel"),
                    jstr(facts, "libvirtVersion"), jstr(facts, "qemuVersion"),
                    json_is_true(json_object_get(facts, "kvm")),
-                   agent_version, time_wall_msec(), uuid) < 0
+                   agent_version, time_wall_msec(), uuid,
+                   (int64_t) VMOPS_CPU_OVERCOMMIT) < 0
         || db_commit(db) < 0) {
         db_rollback(db);
         return -1;

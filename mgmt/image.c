@@ -1,11 +1,16 @@
-/* image.c: images registered on backup storage.  The download itself is
- * the backup-storage host's (issue 4); here an image is a record whose
- * status stays 'Pending' until a download has happened. */
+/* image.c: images registered on backup storage.  AddImage records the
+ * image (status Downloading) and starts a job in which every backup
+ * storage host downloads it (imageops.c): Ready, or Error with the
+ * reason. */
 #include "resources.h"
 
 #include <string.h>
 
+#include "api.h"
 #include "db.h"
+#include "imageops.h"
+#include "job.h"
+#include "kvmstack/cleanup.h"
 #include "kvmstack/error.h"
 #include "kvmstack/util.h"
 
@@ -69,10 +74,12 @@ static const struct field image_fields[] = {
       .flags = F_REQ | F_CREATE | F_NOCOL, .ref = "backupStorage" },
     { .name = "type", .type = FT_STR, .dflt = "zstack" },
     RES_STATE_FIELD,
-    { .name = "status", .type = FT_STR, .dflt = "Pending" },
+    { .name = "status", .type = FT_STR, .dflt = "Downloading" },
     { .name = "size", .type = FT_INT },
+    { .name = "virtualSize", .type = FT_INT },
     { .name = "actualSize", .type = FT_INT },
     { .name = "sha256Sum", .type = FT_STR },
+    { .name = "lastError", .type = FT_STR },
     { 0 },
 };
 
@@ -110,7 +117,8 @@ image_after_insert(struct db *db, json_t *params, json_t *row)
 
     json_array_foreach(bs, i, b) {
         if (db_exec(db, "INSERT OR IGNORE INTO imageBsRef (imageUuid, "
-                    "backupStorageUuid, status) VALUES (?1, ?2, 'Pending')",
+                    "backupStorageUuid, status) VALUES (?1, ?2, "
+                    "'Downloading')",
                     "ss", uuid, json_string_value(b)) < 0) {
             return -1;
         }
@@ -155,3 +163,55 @@ const struct resource image_resource = {
     .after_insert = image_after_insert,
     .inventory = image_inventory,
 };
+
+int
+image_add(struct api_req *req)
+{
+    struct db *db = db_thread();
+    json_t *params = api_params(req);
+    json_t *row;
+    json_t *bs;
+    size_t i;
+    json_t *b;
+    AUTOFREE char *uuid = NULL;
+
+    if (!params) {
+        return 0;
+    }
+    if (res_check_params(&image_resource, params, F_CREATE) < 0
+        || db_begin(db) < 0) {
+        return -1;
+    }
+    bs = json_object_get(params, "backupStorageUuids");
+    json_array_foreach(bs, i, b) {
+        json_t *r = res_load_table(db, "backupStorage",
+                                   json_string_value(b));
+
+        if (r && strcmp(json_string_value(json_object_get(r, "status")),
+                        "Connected")) {
+            error_report_field(PROBLEM_CONFLICT, "backupStorageUuids",
+                               "backup storage '%s' is %s, not Connected",
+                               json_string_value(json_object_get(r,
+                                                                 "name")),
+                               json_string_value(json_object_get(r,
+                                                                 "status")));
+            json_decref(r);
+            db_rollback(db);
+            return -1;
+        }
+        json_decref(r);
+    }
+    row = res_create_row(db, &image_resource, params);
+    if (!row) {
+        db_rollback(db);
+        return -1;
+    }
+    uuid = xstrdup(json_string_value(json_object_get(row, "uuid")));
+    json_decref(row);
+    if (db_commit(db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return job_submit(req, "AddImage", uuid, image_add_job,
+                      json_pack("{s:s}", "uuid", uuid));
+}

@@ -14,6 +14,8 @@
 #include "cli.h"
 #include "db.h"
 #include "hostmgr.h"
+#include "hostsync.h"
+#include "vmops.h"
 #include "sshconn.h"
 #include "job.h"
 #include "kvmstack/cleanup.h"
@@ -35,6 +37,8 @@ serve_usage(FILE *out)
             "                      [--playbooks DIR] [--agent PATH]\n"
             "                      [--ssh-dir DIR] [--host-ping-interval MS]\n"
             "                      [--host-ping-max-failure N]\n"
+            "                      [--vm-domain-type auto|kvm|qemu]\n"
+            "                      [--vm-stop-timeout MS]\n"
             "\n"
             "Runs the management node: the ZStack-style REST API under\n"
             "/zstack/v1 on ADDR:PORT (default 0.0.0.0:5000) with the SQLite\n"
@@ -102,6 +106,8 @@ serve_main(int argc, char **argv)
         { "ssh-dir", required_argument, NULL, 'k' },
         { "host-ping-interval", required_argument, NULL, 'i' },
         { "host-ping-max-failure", required_argument, NULL, 'm' },
+        { "vm-domain-type", required_argument, NULL, 'T' },
+        { "vm-stop-timeout", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -175,6 +181,23 @@ serve_main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'T':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "kvm")
+                && strcmp(optarg, "qemu")) {
+                fprintf(stderr, "kvmstack serve: --vm-domain-type is auto, "
+                        "kvm or qemu\n");
+                return 2;
+            }
+            vmops_domain_type = optarg;
+            break;
+        case 'S':
+            vmops_stop_timeout_ms = atoi(optarg);
+            if (vmops_stop_timeout_ms < 0) {
+                fprintf(stderr, "kvmstack serve: --vm-stop-timeout is in "
+                        "milliseconds\n");
+                return 2;
+            }
+            break;
         case 'h':
             serve_usage(stdout);
             return 0;
@@ -212,6 +235,7 @@ serve_main(int argc, char **argv)
 
         ssh_dir = xasprintf("%s/ssh", slash ? (*slash = '\0', copy) : ".");
     }
+    hostsync_init();
     if (auth_bootstrap_admin() < 0 || sshconn_setup(ssh_dir) < 0
         || job_engine_start(4) < 0 || hostmgr_start(playbooks, agent) < 0) {
         fprintf(stderr, "kvmstack serve: %s\n", error_last_message());

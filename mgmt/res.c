@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "job.h"
 #include "kvmstack/cleanup.h"
 #include "kvmstack/log.h"
 #include "kvmstack/util.h"
@@ -1200,6 +1201,68 @@ row_name(json_t *row)
     return json_string_value(json_object_get(row, "name"));
 }
 
+static int
+link_delete(struct db *db, const struct res_link *l, const char *u0,
+            const char *u1)
+{
+    char *sql = xasprintf("DELETE FROM %s WHERE %s = ?1 AND %s = ?2",
+                          l->table, l->col0, l->col1);
+    int changed = db_exec(db, sql, "ss", u0, u1);
+
+    free(sql);
+    return changed;
+}
+
+static json_t *
+link_ctx(const struct res_link *l, struct api_req *req, bool attach)
+{
+    return json_pack("{s:I, s:s, s:s, s:b}", "link",
+                     (json_int_t) (intptr_t) l, "uuid0", req->args[0],
+                     "uuid1", req->args[1], "attach", attach);
+}
+
+/* The job of an attach or detach with host work. */
+static json_t *
+link_job(struct job *job, json_t *ctx, int *status)
+{
+    const struct res_link *l = (const struct res_link *) (intptr_t)
+        json_integer_value(json_object_get(ctx, "link"));
+    const char *u0 = json_string_value(json_object_get(ctx, "uuid0"));
+    const char *u1 = json_string_value(json_object_get(ctx, "uuid1"));
+    struct db *db = db_thread();
+    json_t *inv;
+
+    if (json_is_true(json_object_get(ctx, "attach"))) {
+        if (l->attach_hosts(job, u0, u1) < 0) {
+            char *msg = xstrdup(error_last_message());
+            enum problem p = error_last_problem();
+
+            if (db_begin(db) == 0 && link_delete(db, l, u0, u1) >= 0) {
+                db_commit(db);
+            }
+            db_rollback(db);
+            error_report(p, "%s (the attachment was undone)", msg);
+            free(msg);
+            return NULL;
+        }
+    } else {
+        if (l->detach_hosts(job, u0, u1) < 0) {
+            return NULL;
+        }
+        if (db_begin(db) < 0 || link_delete(db, l, u0, u1) < 0
+            || db_commit(db) < 0) {
+            db_rollback(db);
+            return NULL;
+        }
+    }
+    inv = res_inventory(db, l->reply, l->reply == l->res0 ? u0 : u1);
+    if (!inv) {
+        return NULL;
+    }
+    *status = 200;
+    return json_pack("{s:o}", "inventory", inv);
+}
+
 int
 res_link_attach(struct api_req *req)
 {
@@ -1259,6 +1322,10 @@ out:
     }
     LOG_INFO("%s '%s' attached to %s '%s'", l->res1->label, req->args[1],
              l->res0->label, req->args[0]);
+    if (l->attach_hosts) {
+        return job_submit(req, l->attach_api, req->args[1], link_job,
+                          link_ctx(l, req, true));
+    }
     return res_reply_inventory(req, l->reply,
                                req->args[l->reply == l->res0 ? 0 : 1]);
 }
@@ -1270,7 +1337,6 @@ res_link_detach(struct api_req *req)
     struct db *db = db_thread();
     json_t *r0 = NULL;
     json_t *r1 = NULL;
-    char *sql;
     int changed;
     int rc = -1;
 
@@ -1284,10 +1350,30 @@ res_link_detach(struct api_req *req)
         && l->before_detach(db, req->args[0], req->args[1]) < 0) {
         goto out;
     }
-    sql = xasprintf("DELETE FROM %s WHERE %s = ?1 AND %s = ?2", l->table,
-                    l->col0, l->col1);
-    changed = db_exec(db, sql, "ss", req->args[0], req->args[1]);
-    free(sql);
+    if (l->detach_hosts) {
+        int64_t n;
+        char *q = xasprintf("SELECT count(*) FROM %s WHERE %s = ?1 AND "
+                            "%s = ?2", l->table, l->col0, l->col1);
+
+        rc = db_int(db, &n, 0, q, "ss", req->args[0], req->args[1]);
+        free(q);
+        if (rc < 0) {
+            goto out;
+        }
+        rc = -1;
+        if (!n) {
+            error_report(PROBLEM_CONFLICT, "%s '%s' is not attached to %s "
+                         "'%s'", l->res1->label, row_name(r1),
+                         l->res0->label, row_name(r0));
+            goto out;
+        }
+        json_decref(r0);
+        json_decref(r1);
+        db_rollback(db);
+        return job_submit(req, l->detach_api, req->args[1], link_job,
+                          link_ctx(l, req, false));
+    }
+    changed = link_delete(db, l, req->args[0], req->args[1]);
     if (changed < 0) {
         goto out;
     }

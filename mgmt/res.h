@@ -15,6 +15,7 @@
 
 struct api_req;
 struct db;
+struct job;
 
 enum ftype {
     FT_STR,                     /* JSON string. */
@@ -163,6 +164,16 @@ struct res_link {
     /* Optional check before a detach; -1 refuses. */
     int (*before_detach)(struct db *db, const char *uuid0,
                          const char *uuid1);
+    /* Optional host work.  With it, attach and detach are API jobs (202):
+     * attach_hosts runs after the attachment is recorded and undoes it
+     * when it fails; detach_hosts runs before the record goes and keeps
+     * it when it fails.  'api' names the job. */
+    int (*attach_hosts)(struct job *job, const char *uuid0,
+                        const char *uuid1);
+    int (*detach_hosts)(struct job *job, const char *uuid0,
+                        const char *uuid1);
+    const char *attach_api;
+    const char *detach_api;
 };
 
 /* Route handlers; req->route_data is a struct res_link. */

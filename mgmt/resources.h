@@ -51,6 +51,7 @@ int l2_attach(struct api_req *req);
 int l2_detach(struct api_req *req);
 int host_add(struct api_req *req);
 int host_delete(struct api_req *req);
+int image_add(struct api_req *req);
 int backup_storage_add(struct api_req *req);
 int l3_add_ip_range(struct api_req *req);
 int l3_add_ip_range_by_cidr(struct api_req *req);

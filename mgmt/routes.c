@@ -4,23 +4,39 @@
  * literal routes come first. */
 #include "api.h"
 #include "auth.h"
+#include "hostsync.h"
+#include "vmops.h"
 #include "resources.h"
 
 static const struct res_link ps_cluster_link = {
-    "psClusterRef", "clusterUuid", &cluster_resource,
-    "primaryStorageUuid", &primary_storage_resource,
-    &primary_storage_resource, NULL,
+    .table = "psClusterRef",
+    .col0 = "clusterUuid", .res0 = &cluster_resource,
+    .col1 = "primaryStorageUuid", .res1 = &primary_storage_resource,
+    .reply = &primary_storage_resource,
+    .before_detach = primary_storage_before_detach,
+    .attach_hosts = primary_storage_attach_hosts,
+    .detach_hosts = primary_storage_detach_hosts,
+    .attach_api = "AttachPrimaryStorageToCluster",
+    .detach_api = "DetachPrimaryStorageFromCluster",
 };
 
 static const struct res_link bs_zone_link = {
-    "bsZoneRef", "zoneUuid", &zone_resource,
-    "backupStorageUuid", &backup_storage_resource,
-    &backup_storage_resource, NULL,
+    .table = "bsZoneRef",
+    .col0 = "zoneUuid", .res0 = &zone_resource,
+    .col1 = "backupStorageUuid", .res1 = &backup_storage_resource,
+    .reply = &backup_storage_resource,
 };
 
 static const struct res_link l2_cluster_link = {
-    "l2ClusterRef", "l2NetworkUuid", &l2_resource,
-    "clusterUuid", &cluster_resource, &l2_resource, NULL,
+    .table = "l2ClusterRef",
+    .col0 = "l2NetworkUuid", .res0 = &l2_resource,
+    .col1 = "clusterUuid", .res1 = &cluster_resource,
+    .reply = &l2_resource,
+    .before_detach = l2_before_detach,
+    .attach_hosts = l2_attach_hosts,
+    .detach_hosts = l2_detach_hosts,
+    .attach_api = "AttachL2NetworkToCluster",
+    .detach_api = "DetachL2NetworkFromCluster",
 };
 
 #define CRUD(PATH, RES)                                                  \
@@ -71,7 +87,7 @@ const struct api_route api_routes[] = {
     { "GET", "/backup-storage/sftp", res_query_handler,
       &backup_storage_resource, NULL, false },
     CRUD("/backup-storage", &backup_storage_resource),
-    { "POST", "/images", res_create_handler, &image_resource, NULL, false },
+    { "POST", "/images", image_add, &image_resource, NULL, false },
     CRUD("/images", &image_resource),
 
     /* L2 networks. */
@@ -131,6 +147,8 @@ const struct api_route api_routes[] = {
       NULL, false },
     { "POST", "/vm-instances", vm_create, &vm_resource, NULL, false },
     { "DELETE", "/vm-instances/{}", vm_destroy, &vm_resource, NULL, false },
+    { "GET", "/vm-instances/{}/console-log", vmops_console, &vm_resource,
+      NULL, false },
     { "GET", "/vm-instances", res_query_handler, &vm_resource, NULL, false },
     { "GET", "/vm-instances/{}", res_get_handler, &vm_resource, NULL, false },
     { "PUT", "/vm-instances/{}/actions", res_action_handler, &vm_resource,

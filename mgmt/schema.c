@@ -188,6 +188,23 @@ static const char *const migrations[] = {
     "ALTER TABLE backupStorage ADD COLUMN added INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE backupStorage ADD COLUMN lastError TEXT;"
     "ALTER TABLE apiJob ADD COLUMN log TEXT NOT NULL DEFAULT '';",
+    /* Version 3: VMs on hosts (issue 4): image downloads and the image
+     * cache of each primary storage, root volumes, host mounts. */
+    "ALTER TABLE image ADD COLUMN lastError TEXT;"
+    "ALTER TABLE image ADD COLUMN virtualSize INTEGER;"
+    "ALTER TABLE primaryStorage ADD COLUMN lastError TEXT;"
+    "CREATE TABLE imageCache ("
+    "  primaryStorageUuid TEXT NOT NULL"
+    "    REFERENCES primaryStorage(uuid) ON DELETE CASCADE,"
+    "  imageUuid TEXT NOT NULL REFERENCES image(uuid) ON DELETE CASCADE,"
+    "  installPath TEXT NOT NULL, status TEXT NOT NULL,"
+    "  createDate INTEGER NOT NULL,"
+    "  PRIMARY KEY (primaryStorageUuid, imageUuid));"
+    "ALTER TABLE vmInstance ADD COLUMN primaryStorageUuid TEXT"
+    "  REFERENCES primaryStorage(uuid);"
+    "ALTER TABLE vmInstance ADD COLUMN rootVolumePath TEXT;"
+    "ALTER TABLE vmInstance ADD COLUMN lastError TEXT;"
+    "ALTER TABLE vmInstance ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;",
 };
 
 int

@@ -388,6 +388,111 @@ sshconn_chan_drain_stderr(struct sshconn_chan *ch, struct sbuf *err)
 }
 
 void
+sshconn_chan_send_eof(struct sshconn_chan *ch)
+{
+    ssh_channel_send_eof(ch->channel);
+}
+
+int
+sshconn_chan_exit_status(struct sshconn_chan *ch, int timeout_ms)
+{
+    int64_t deadline = time_msec() + timeout_ms;
+    char tmp[4096];
+
+    while (!ssh_channel_is_eof(ch->channel) && time_msec() < deadline) {
+        if (ssh_channel_read_timeout(ch->channel, tmp, sizeof tmp, 0, 50)
+            == SSH_ERROR) {
+            return -1;
+        }
+    }
+    /* The exit status may follow the EOF by a moment. */
+    while (time_msec() < deadline) {
+        int st = ssh_channel_get_exit_status(ch->channel);
+
+        if (st >= 0) {
+            return st;
+        }
+        ssh_channel_read_timeout(ch->channel, tmp, sizeof tmp, 0, 20);
+    }
+    return -1;
+}
+
+int
+sshconn_exec_lines(struct sshconn *c, const char *cmd,
+                   void (*line)(void *aux, const char *text), void *aux,
+                   struct sbuf *err, int *status, int timeout_ms)
+{
+    struct sshconn_chan *ch = sshconn_chan_open(c, cmd);
+    int64_t deadline = timeout_ms > 0 ? time_msec() + timeout_ms : 0;
+    struct sbuf buf;
+    int rc = -1;
+
+    *status = -1;
+    if (!ch) {
+        return -1;
+    }
+    sbuf_init(&buf);
+    sshconn_chan_send_eof(ch);
+    for (;;) {
+        char tmp[8192];
+        int n = ssh_channel_read_timeout(ch->channel, tmp, sizeof tmp, 0,
+                                         100);
+        char *nl;
+
+        if (n == SSH_ERROR) {
+            chan_fail(c, "connection lost while a command ran");
+            goto out;
+        }
+        if (n > 0) {
+            sbuf_add(&buf, tmp, (size_t) n);
+        }
+        while ((nl = memchr(buf.s, '\n', buf.len))) {
+            *nl = '\0';
+            line(aux, buf.s);
+            memmove(buf.s, nl + 1, buf.len - (size_t) (nl - buf.s) - 1);
+            buf.len -= (size_t) (nl - buf.s) + 1;
+            buf.s[buf.len] = '\0';
+        }
+        if (err) {
+            sshconn_chan_drain_stderr(ch, err);
+        }
+        if (n == 0 && ssh_channel_is_eof(ch->channel)) {
+            break;
+        }
+        if (deadline && time_msec() > deadline) {
+            error_report(PROBLEM_TIMEOUT, "SSH to %s: command did not "
+                         "finish within %d ms", c->host, timeout_ms);
+            goto out;
+        }
+    }
+    if (buf.len) {
+        line(aux, buf.s);
+    }
+    *status = sshconn_chan_exit_status(ch, 10000);
+    rc = 0;
+
+out:
+    sbuf_destroy(&buf);
+    sshconn_chan_close(ch);
+    return rc;
+}
+
+struct sshconn *
+sshconn_open_key(const char *host, int port, const char *fingerprint)
+{
+    char fp[SSHCONN_FP_MAX];
+    enum sshconn_key_check check;
+    struct sshconn *c = sshconn_open(host, port, "root", fingerprint, fp,
+                                     &check);
+
+    if (c && sshconn_auth_key(c) < 0) {
+        sshconn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+void
 sshconn_chan_close(struct sshconn_chan *ch)
 {
     if (!ch) {

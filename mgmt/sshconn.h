@@ -71,7 +71,23 @@ int sshconn_chan_read(struct sshconn_chan *ch, struct sbuf *buf,
                       int timeout_ms);
 /* Collects what the remote command wrote to stderr (for diagnostics). */
 void sshconn_chan_drain_stderr(struct sshconn_chan *ch, struct sbuf *err);
+/* Sends EOF on the channel's stdin. */
+void sshconn_chan_send_eof(struct sshconn_chan *ch);
+/* Waits up to 'timeout_ms' for the remote command to end; its exit status
+ * or -1. */
+int sshconn_chan_exit_status(struct sshconn_chan *ch, int timeout_ms);
 void sshconn_chan_close(struct sshconn_chan *ch);
+
+/* Like sshconn_exec() but calls 'line' for each line of stdout as it
+ * arrives (without the newline). */
+int sshconn_exec_lines(struct sshconn *c, const char *cmd,
+                       void (*line)(void *aux, const char *text), void *aux,
+                       struct sbuf *err, int *status, int timeout_ms);
+
+/* Opens a key-authenticated session to 'host':'port' whose host key must
+ * be 'fingerprint'. */
+struct sshconn *sshconn_open_key(const char *host, int port,
+                                 const char *fingerprint);
 
 void sshconn_close(struct sshconn *c);
 

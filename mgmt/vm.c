@@ -1,12 +1,13 @@
 /* vm.c: VM instances and their NICs.
  *
  * CreateVmInstance checks the offering, image and L3 networks, allocates a
- * MAC and an address on every L3 and records the VM.  Starting it on a host
- * needs the host agent (issue 4): until then only strategy JustCreate is
- * accepted, which records a Stopped VM, and InstantStart is refused with a
- * clear error.  Destroy releases the addresses and detaches the VM's
- * port-forwarding rules (they survive, detached); Recover takes addresses
- * again; Expunge removes the record. */
+ * MAC and an address on every L3 and records the VM.  With strategy
+ * InstantStart (the default) it also places the VM on a host, reserving
+ * its CPU and memory in the same transaction, and starts it in a job
+ * (vmops.c); JustCreate records a Stopped VM.  Start, stop, reboot and
+ * destroy are jobs on the VM's host.  Destroy releases the addresses and
+ * detaches the VM's port-forwarding rules (they survive, detached);
+ * Recover takes addresses again; Expunge removes the record. */
 #include "resources.h"
 
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include "kvmstack/log.h"
 #include "kvmstack/util.h"
 #include "validate.h"
+#include "vmops.h"
+#include "job.h"
 
 LOG_MODULE("mgmt.vm");
 
@@ -52,6 +55,10 @@ static const struct field vm_fields[] = {
     { .name = "cpuSpeed", .type = FT_INT },
     { .name = "memorySize", .type = FT_INT },
     { .name = "allocatorStrategy", .type = FT_STR },
+    { .name = "primaryStorageUuid", .type = FT_UUID },
+    { .name = "rootVolumePath", .type = FT_STR },
+    { .name = "lastError", .type = FT_STR },
+    { .name = "reserved", .type = FT_INT, .flags = F_HIDDEN },
     { 0 },
 };
 
@@ -229,22 +236,28 @@ vm_prepare(struct db *db, json_t *params, json_t *row)
                            "L3 networks");
         goto out;
     }
-    if (!strategy || !strcmp(strategy, "InstantStart")) {
-        error_report_field(PROBLEM_NOT_SUPPORTED, "strategy",
-                           "strategy 'InstantStart' (the default) needs VMs "
-                           "to run on hosts, which this version of kvmstack "
-                           "cannot do yet; create the VM with strategy "
-                           "'JustCreate'");
-        goto out;
-    }
     if (hostname) {
         json_object_set_new(row, "hostname", json_string(hostname));
     }
-    json_object_set_new(row, "state", json_string("Stopped"));
     json_object_set(row, "cpuNum", json_object_get(offering, "cpuNum"));
     json_object_set(row, "cpuSpeed", json_object_get(offering, "cpuSpeed"));
     json_object_set(row, "memorySize", json_object_get(offering,
                                                        "memorySize"));
+    if (!strategy || !strcmp(strategy, "InstantStart")) {
+        if (!json_is_string(json_object_get(image, "status"))
+            || strcmp(jstr(image, "status"), "Ready")) {
+            error_report_field(PROBLEM_CONFLICT, "imageUuid",
+                               "image '%s' is %s, not Ready",
+                               jstr(image, "name"), jstr(image, "status"));
+            goto out;
+        }
+        if (vmops_place(db, row, l3s) < 0) {
+            goto out;
+        }
+        json_object_set_new(row, "state", json_string("Starting"));
+    } else {
+        json_object_set_new(row, "state", json_string("Stopped"));
+    }
     json_object_set(row, "allocatorStrategy",
                     json_object_get(offering, "allocatorStrategy"));
     json_object_set(row, "platform", json_object_get(image, "platform"));
@@ -310,15 +323,16 @@ static const char *const vm_columns[] = {
 
 static int vm_recover(struct api_req *req, json_t *params);
 static int vm_expunge(struct api_req *req, json_t *params);
-static int vm_needs_host(struct api_req *req, json_t *params);
+static int vm_start(struct api_req *req, json_t *params);
+static int vm_stop(struct api_req *req, json_t *params);
+static int vm_reboot(struct api_req *req, json_t *params);
 
 static const struct res_action vm_actions[] = {
     { "recoverVmInstance", vm_recover },
     { "expungeVmInstance", vm_expunge },
-    { "startVmInstance", vm_needs_host },
-    { "stopVmInstance", vm_needs_host },
-    { "rebootVmInstance", vm_needs_host },
-    { "migrateVm", vm_needs_host },
+    { "startVmInstance", vm_start },
+    { "stopVmInstance", vm_stop },
+    { "rebootVmInstance", vm_reboot },
     { 0 },
 };
 
@@ -430,16 +444,32 @@ vm_destroy(struct api_req *req)
         db_rollback(db);
         return api_reply(req, 200, json_object());
     }
-    if (strcmp(jstr(row, "state"), "Stopped")
-        && strcmp(jstr(row, "state"), "Created")
-        && strcmp(jstr(row, "state"), "Error")) {
-        error_report(PROBLEM_NOT_SUPPORTED,
-                     "VM '%s' is %s; destroying a VM on a host needs the "
-                     "host agent, which this version does not have",
-                     jstr(row, "name"), jstr(row, "state"));
+    if (!strcmp(jstr(row, "state"), "Starting")
+        || !strcmp(jstr(row, "state"), "Stopping")
+        || !strcmp(jstr(row, "state"), "Rebooting")
+        || !strcmp(jstr(row, "state"), "Destroying")) {
+        error_report(PROBLEM_CONFLICT, "VM '%s' is %s; wait for that to "
+                     "finish", jstr(row, "name"), jstr(row, "state"));
         json_decref(row);
         db_rollback(db);
         return -1;
+    }
+    if (jstr(row, "hostUuid") || jstr(row, "rootVolumePath")) {
+        /* There is something on a host to destroy: a job. */
+        json_t *ctx = json_pack("{s:s, s:s}", "uuid", req->args[0],
+                                "previousState", jstr(row, "state"));
+
+        json_decref(row);
+        if (db_exec(db, "UPDATE vmInstance SET state = 'Destroying', "
+                    "lastOpDate = ?1 WHERE uuid = ?2", "is",
+                    time_wall_msec(), req->args[0]) < 0
+            || db_commit(db) < 0) {
+            db_rollback(db);
+            json_decref(ctx);
+            return -1;
+        }
+        return job_submit(req, "DestroyVmInstance", req->args[0],
+                          vmops_destroy_job, ctx);
     }
     if (pf_rule_detach_vm(db, req->args[0]) < 0
         || vm_release_ips(db, req->args[0]) < 0
@@ -551,19 +581,168 @@ vm_expunge(struct api_req *req, json_t *params)
     return api_reply(req, 200, json_object());
 }
 
+/* Moves the VM from one of 'from' (NULL-terminated) to 'to' and starts
+ * 'fn' as a job; the check and the move are one transaction, so two
+ * operations never run on one VM at once. */
 static int
-vm_needs_host(struct api_req *req, json_t *params)
+vm_transition(struct api_req *req, const char *const *from, const char *to,
+              const char *api, job_fn *fn, json_t *ctx, bool place)
 {
-    (void) params;
-    error_report(PROBLEM_NOT_SUPPORTED,
-                 "starting, stopping, rebooting and migrating VM %s need "
-                 "the host agent, which this version of kvmstack does not "
-                 "have yet", req->args[0]);
+    struct db *db = db_thread();
+    json_t *row = vm_lock(req, db);
+    const char *state;
+    bool ok = false;
+
+    if (!row) {
+        json_decref(ctx);
+        return -1;
+    }
+    state = jstr(row, "state");
+    for (const char *const *f = from; *f; f++) {
+        ok |= !strcmp(*f, state);
+    }
+    if (!ok) {
+        error_report(PROBLEM_CONFLICT, "VM '%s' is %s; %s needs it %s",
+                     jstr(row, "name"), state, api, from[0]);
+        goto fail;
+    }
+    if (place) {
+        json_t *l3s = res_string_list(db, "SELECT l3NetworkUuid FROM vmNic "
+                                      "WHERE vmInstanceUuid = ?1 ORDER BY "
+                                      "deviceId", "l3NetworkUuid",
+                                      req->args[0]);
+        json_t *changes;
+        int rc;
+
+        json_object_set_new(row, "hostUuid", json_null());
+        if (!jstr(row, "rootVolumePath")) {
+            json_object_set_new(row, "primaryStorageUuid", json_null());
+        }
+        json_object_set_new(row, "clusterUuid", json_null());
+        rc = vmops_place(db, row, l3s);
+        json_decref(l3s);
+        if (rc < 0) {
+            goto fail;
+        }
+        changes = json_pack("{s:O, s:O, s:O, s:O, s:O}", "hostUuid",
+                            json_object_get(row, "hostUuid"), "lastHostUuid",
+                            json_object_get(row, "hostUuid"), "clusterUuid",
+                            json_object_get(row, "clusterUuid"),
+                            "primaryStorageUuid",
+                            json_object_get(row, "primaryStorageUuid"),
+                            "reserved", json_object_get(row, "reserved"));
+        rc = res_update_row(db, "vmInstance", req->args[0], changes);
+        json_decref(changes);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    if (db_exec(db, "UPDATE vmInstance SET state = ?1, lastError = NULL, "
+                "lastOpDate = ?2 WHERE uuid = ?3", "sis", to,
+                time_wall_msec(), req->args[0]) < 0
+        || db_commit(db) < 0) {
+        goto fail;
+    }
+    json_decref(row);
+    return job_submit(req, api, req->args[0], fn, ctx);
+
+fail:
+    json_decref(row);
+    json_decref(ctx);
+    db_rollback(db);
     return -1;
+}
+
+static int
+vm_start(struct api_req *req, json_t *params)
+{
+    static const char *const from[] = { "Stopped", NULL };
+
+    if (no_params(params) < 0) {
+        return -1;
+    }
+    return vm_transition(req, from, "Starting", "StartVmInstance",
+                         vmops_start_job,
+                         json_pack("{s:s, s:b}", "uuid", req->args[0],
+                                   "create", false), true);
+}
+
+static int
+vm_stop(struct api_req *req, json_t *params)
+{
+    static const char *const from[] = { "Running", "Unknown", NULL };
+    json_t *type = json_object_get(params, "type");
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(params, key, v) {
+        if (strcmp(key, "type") && strcmp(key, "systemTags")
+            && strcmp(key, "userTags")) {
+            error_report_field(PROBLEM_INVALID_ARGUMENT, key,
+                               "unknown field '%.64s'", key);
+            return -1;
+        }
+    }
+    if (type && (!json_is_string(type)
+                 || (strcmp(json_string_value(type), "grace")
+                     && strcmp(json_string_value(type), "cold")))) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "type",
+                           "field 'type' must be 'grace' (ACPI, then forced "
+                           "after a timeout) or 'cold' (forced at once)");
+        return -1;
+    }
+    return vm_transition(req, from, "Stopping", "StopVmInstance",
+                         vmops_stop_job,
+                         json_pack("{s:s, s:b}", "uuid", req->args[0],
+                                   "force", type && !strcmp(
+                                       json_string_value(type), "cold")),
+                         false);
+}
+
+static int
+vm_reboot(struct api_req *req, json_t *params)
+{
+    static const char *const from[] = { "Running", NULL };
+
+    if (no_params(params) < 0) {
+        return -1;
+    }
+    return vm_transition(req, from, "Rebooting", "RebootVmInstance",
+                         vmops_reboot_job,
+                         json_pack("{s:s}", "uuid", req->args[0]), false);
 }
 
 int
 vm_create(struct api_req *req)
 {
-    return res_create_handler(req);
+    struct db *db = db_thread();
+    json_t *params = api_params(req);
+    json_t *row;
+    const char *strategy;
+    AUTOFREE char *uuid = NULL;
+
+    if (!params) {
+        return 0;
+    }
+    if (res_check_params(&vm_resource, params, F_CREATE) < 0
+        || db_begin(db) < 0) {
+        return -1;
+    }
+    row = res_create_row(db, &vm_resource, params);
+    if (!row) {
+        db_rollback(db);
+        return -1;
+    }
+    uuid = xstrdup(jstr(row, "uuid"));
+    json_decref(row);
+    if (db_commit(db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    strategy = jstr(params, "strategy");
+    if (strategy && strcmp(strategy, "InstantStart")) {
+        return res_reply_inventory(req, &vm_resource, uuid);
+    }
+    return job_submit(req, "CreateVmInstance", uuid, vmops_start_job,
+                      json_pack("{s:s, s:b}", "uuid", uuid, "create", true));
 }
