@@ -106,3 +106,6 @@ check-asan:
 
 clean:
 	rm -rf build build-asan
+
+# Test images (make images, images-deps, check-images): see mk/images.mk.
+-include mk/images.mk
