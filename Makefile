@@ -107,5 +107,8 @@ check-asan:
 clean:
 	rm -rf build build-asan
 
+# The web UI and its browser tests (make check-ui): see mk/web.mk.
+-include mk/web.mk
+
 # Test images (make images, images-deps, check-images): see mk/images.mk.
 -include mk/images.mk

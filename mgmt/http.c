@@ -20,6 +20,7 @@
 #include "db.h"
 #include "kvmstack/log.h"
 #include "kvmstack/util.h"
+#include "web.h"
 
 LOG_MODULE("mgmt.http");
 
@@ -423,6 +424,10 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
     req.url = url;
     req.conn = conn;
     client_ip(conn, req.client_ip, sizeof req.client_ip);
+    if (strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1)
+        && web_serve(conn, method, url, &ret)) {
+        return ret;
+    }
     dispatch(&req, up->body.s, up->body.len, up->too_big);
     if (!req.reply) {
         api_reply_error(&req);
