@@ -209,15 +209,41 @@ playbook_progress(void *aux, int index, int total, const char *task,
 }
 
 static int
+shell_write(void *aux, const void *data, size_t n)
+{
+    return sshconn_chan_write(aux, data, n);
+}
+
+static int
+shell_read(void *aux, struct sbuf *buf, int timeout_ms)
+{
+    return sshconn_chan_read(aux, buf, timeout_ms);
+}
+
+/* Runs a playbook over one persistent /bin/sh on an exec channel of 'c':
+ * a task costs a round trip on an open channel, not a new SSH session
+ * (sshd's per-session setup is ~100 ms here). */
+static int
 run_playbook(struct sshconn *c, const char *path, json_t *vars,
              struct job *job, const char *what)
 {
     struct progress_ctx p = { job, what };
-    struct playbook_target t = { sshconn_playbook_exec, c,
-                                 playbook_progress, &p };
+    struct sshconn_chan *ch = sshconn_chan_open(c, "exec /bin/sh");
+    struct playbook_shell *sh;
+    struct playbook_target t;
     struct playbook_recap recap = { 0 };
     char line[128];
-    int rc = playbook_run(path, &t, vars, &recap);
+    int rc;
+
+    if (!ch) {
+        return -1;
+    }
+    sh = playbook_shell_new(shell_write, shell_read, ch, 30 * 60 * 1000);
+    t = (struct playbook_target) { playbook_shell_exec, sh,
+                                   playbook_progress, &p };
+    rc = playbook_run(path, &t, vars, &recap);
+    playbook_shell_free(sh);
+    sshconn_chan_close(ch);
 
     playbook_recap_line(&recap, line, sizeof line);
     if (job) {

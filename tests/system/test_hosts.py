@@ -20,6 +20,9 @@ from harness import REPO, Server, case, check, expect
 from bed import Bed
 
 PING_ARGS = ["--host-ping-interval", "300", "--host-ping-max-failure", "2"]
+# The bed's hosts share this machine's files: what the playbook writes
+# under these stays inside each test host.
+PRIVATE = ["/etc/sysctl.d", "/etc/kvmstack"]
 
 
 def wait_for(what, fn, timeout=30.0, interval=0.05):
@@ -70,7 +73,8 @@ def job_log(c, resource_uuid):
 def test_hosts(ctx):
     with Bed() as bed:
         pw1 = "Pw1-" + secrets.token_hex(8)
-        h1 = bed.add_host("host1", password=pw1, with_libvirt=True)
+        h1 = bed.add_host("host1", password=pw1, with_libvirt=True,
+                           private_dirs=PRIVATE)
         srv = Server("system-hosts", args=PING_ARGS).start()
         ctx.env.active.insert(0, srv)
         c = srv.login()
@@ -217,7 +221,8 @@ def test_cut(ctx):
     a slow task in the middle lets the test cut the session at a known
     point."""
     with Bed() as bed:
-        h = bed.add_host("cut1", with_libvirt=True)
+        h = bed.add_host("cut1", with_libvirt=True,
+                           private_dirs=PRIVATE)
         books = tempfile.mkdtemp(prefix="kvmstack-books-")
         try:
             shutil.copy(REPO / "playbooks" / "sftp-backup-storage.yaml",
@@ -266,7 +271,7 @@ def test_cut(ctx):
 @case("backup-storage", 120)
 def test_backup_storage(ctx):
     with Bed() as bed:
-        h = bed.add_host("bs1")
+        h = bed.add_host("bs1", private_dirs=PRIVATE)
         folder = "/tmp/kvmstack-bs-" + secrets.token_hex(4)
         srv = Server("system-bs").start()
         ctx.env.active.insert(0, srv)
