@@ -146,6 +146,7 @@ worker_main(void *arg)
         }
         pthread_mutex_unlock(&job_mutex);
     }
+    error_reset();              /* The last job's error would leak. */
     db_thread_close();
     return NULL;
 }
