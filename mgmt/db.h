@@ -28,6 +28,10 @@ int db_commit(struct db *db);
 void db_rollback(struct db *db);  /* Safe to call when no txn is open. */
 bool db_in_txn(struct db *db);
 
+/* Rolls back (with an error logged) a transaction a caller left open;
+ * run after each request and job so one bug cannot stall every writer. */
+void db_settle(struct db *db);
+
 /* Prepares (or takes from the cache) 'sql' and binds the arguments listed
  * in 'types': 's' const char * (NULL binds NULL), 'i' int64_t, 'd' int
  * (as integer), 'b' bool as int, 'n' NULL.  The statement is borrowed: it

@@ -429,6 +429,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
         return ret;
     }
     dispatch(&req, up->body.s, up->body.len, up->too_big);
+    db_settle(db_thread());
     if (!req.reply) {
         api_reply_error(&req);
     }

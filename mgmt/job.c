@@ -134,6 +134,7 @@ worker_main(void *arg)
 
         error_reset();
         result = job->fn(job, job->ctx, &status);
+        db_settle(db_thread());
         job_finish(job, result, status);
 
         json_decref(job->ctx);
