@@ -1160,7 +1160,7 @@ function showList(page) {
                 tr.appendChild(h('td', { class: col.mono ? 'mono' : '' }, v));
             });
             tr.addEventListener('click', () => {
-                selected = selected === inv.uuid ? null : inv.uuid;
+                selected = inv.uuid;
                 markSelected();
             });
             tbody.appendChild(tr);
@@ -1662,9 +1662,9 @@ function newImage() {
 
 /* ------------------------------------------------------------- networks */
 
-const L2_TYPES = [['L2NoVlanNetwork', 'L2NoVlanNetwork'], ['L2VlanNetwork', 'L2VlanNetwork'],
-                  ['L2VxlanNetwork', 'L2VxlanNetwork']];
-const L2_PATHS = { L2NoVlanNetwork: 'no-vlan', L2VlanNetwork: 'vlan', L2VxlanNetwork: 'vxlan' };
+/* The API's type names (ZStack's: the VXLAN one has no L2 prefix). */
+const L2_TYPES = ['L2NoVlanNetwork', 'L2VlanNetwork', 'VxlanNetwork'];
+const L2_PATHS = { L2NoVlanNetwork: 'no-vlan', L2VlanNetwork: 'vlan', VxlanNetwork: 'vxlan' };
 
 function newL2() {
     const zone = zoneField();
@@ -1678,7 +1678,7 @@ function newL2() {
     let list = checkList('Clusters', [], '');
     const showType = () => {
         vlan.el.hidden = type.value !== 'L2VlanNetwork';
-        vni.el.hidden = type.value !== 'L2VxlanNetwork';
+        vni.el.hidden = type.value !== 'VxlanNetwork';
     };
 
     type.control.addEventListener('change', showType);
@@ -1710,7 +1710,7 @@ function newL2() {
                 if (type.value === 'L2VlanNetwork') {
                     p.vlan = Number(vlan.value);
                 }
-                if (type.value === 'L2VxlanNetwork') {
+                if (type.value === 'VxlanNetwork') {
                     p.vni = Number(vni.value);
                 }
                 ctx.l2 = (await op('Create L2 network ' + name.value, 'POST',
@@ -2061,7 +2061,7 @@ function newVm() {
     const strategy = radios('Strategy', [
         { value: 'InstantStart', label: 'InstantStart: create and start the VM' },
         { value: 'JustCreate', label: 'JustCreate: create the VM stopped' },
-    ], 'JustCreate');
+    ], 'InstantStart');
     const summary = h('dl', { class: 'summary' });
 
     fillSelect(offSel, '/instance-offerings', ['state=Enabled'], o => o.name, '(no instance offering)');
@@ -2077,9 +2077,10 @@ function newVm() {
               build: () => ({
                   el: [strategy.el,
                        h('p', { class: 'note',
-                                text: 'This version of kvmstack records VMs without running them: '
-                                    + 'JustCreate works, InstantStart is refused by the server '
-                                    + 'until VMs run on hosts.' }),
+                                text: 'InstantStart places the VM on a Connected host (its cluster needs '
+                                    + 'primary storage and the L2 network) and starts it; the first VM '
+                                    + 'waits for the image to be copied. JustCreate only records it, '
+                                    + 'Stopped.' }),
                        summary],
                   onShow: () => {
                       summary.replaceChildren();
