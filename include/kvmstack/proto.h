@@ -59,24 +59,78 @@
  *   net.bridge.remove {"bridge":NAME} -> {}  Removes NAME and the VLAN or
  *       VXLAN device under it (not IF); refuses while a VM NIC uses it.
  *
- * VMs (hostagent/hv.c, libvirt + libxml2):
+ * VMs (hostagent/hv.c, libvirt qemu:///system + libxml2).  U is the VM
+ * uuid, 32 hex digits (either case; the domain is named by it in lower
+ * case, its libvirt <uuid> is U with dashes).  While libvirtd is not
+ * reachable every vm.* call fails with internal-error ("libvirtd is not
+ * reachable ...") and the agent keeps reconnecting every 2 s.  Calls are
+ * served one at a time, so a graceful vm.stop holds the channel up to T.
  *   vm.start {"uuid":U,"name":N,"cpuNum":C,"memorySize":BYTES,
  *       "domainType":"kvm|qemu","rootVolume":V,
  *       "nics":[{"mac":M,"bridge":B,"deviceId":D}],
- *       "consoleLog":PATH} -> {"state":"Running"}
- *       Defines (libvirt domain named U) and starts it; idempotent when
- *       it already runs.
- *   vm.stop {"uuid":U,"force":bool,"timeoutMs":T} -> {"state":"Stopped"}
- *       ACPI shutdown, then destroy after T (at once with force).
- *   vm.reboot {"uuid":U} -> {"state":"Running"}
- *   vm.destroy {"uuid":U} -> {}  Destroys and undefines; idempotent.
+ *       "consoleLog":PATH,"vrChannel":bool} -> {"state":"Running"}
+ *       Defines the domain (persistent) and starts it.  N (optional, at
+ *       most 255 bytes) becomes the domain <title>.  C 1-512; BYTES at
+ *       least 1 MiB, rounded up to KiB.  "kvm" needs a usable /dev/kvm
+ *       (else not-supported); "qemu" is TCG.  V: absolute path of a qcow2
+ *       volume (its backing chain is found by libvirt), the virtio disk
+ *       vda; the guest boots from it (BIOS, SeaBIOS on the serial port).
+ *       nics (optional): one virtio <interface type='bridge'> each, in
+ *       ascending D (unique, >= 0); M "xx:xx:xx:xx:xx:xx" unicast (either
+ *       case; lower-cased), B an existing bridge (1-15 of
+ *       A-Za-z0-9_.-).  consoleLog (optional, default
+ *       /var/log/libvirt/qemu/U-serial.log; its directory is created): the
+ *       serial console's log, truncated at each start.  vrChannel (default
+ *       false): adds a virtio-serial port "org.kvmstack.vr.0" whose host
+ *       end is the unix socket /var/lib/kvmstack/vr/U.sock (QEMU listens;
+ *       for the virtual router's agent).  Paths must be absolute and
+ *       normalised.  Bad params: invalid-argument, nothing done.
+ *       Idempotent: a domain U that already runs is left as it is (a
+ *       paused one is resumed), whatever the params.  A defined, stopped
+ *       domain U is redefined with these params and started.  When the
+ *       start fails (missing bridge, missing volume...) the reply carries
+ *       libvirt's message and a domain defined by this call is undefined
+ *       again: no half-made VM stays.
+ *   vm.stop {"uuid":U,"force":bool,"timeoutMs":T}
+ *       -> {"state":"Stopped","forced":bool}
+ *       ACPI power button (pressed again every 5 s: a booting guest may
+ *       miss it), waiting up to T ms (0-600000, default 60000) for the
+ *       guest to power off, then destroys it (hard power-off);
+ *       force destroys at once.  "forced": whether it was destroyed.  The
+ *       domain stays defined.  Idempotent: a stopped or absent domain is
+ *       {"state":"Stopped","forced":false}.
+ *   vm.reboot {"uuid":U,"force":bool} -> {"state":"Running"}
+ *       Asks the guest to reboot by ACPI (libvirt powers it down and starts
+ *       it again; a guest that ignores ACPI keeps running); force: hard
+ *       reset.  Not running: conflict; absent: not-found.
+ *   vm.destroy {"uuid":U} -> {}  Destroys if running and undefines
+ *       (managed save, snapshot and checkpoint metadata, NVRAM too);
+ *       removes the VR socket; keeps the console log.  Idempotent.
  *   vm.list {} -> {"vms":[{"uuid":U,"state":S}]}  Every domain of the
- *       host (S: Running, Stopped, Paused, Crashed).
- *   vm.console {"uuid":U,"tailBytes":N} -> {"text":T}  Serial console log.
+ *       host (also ones kvmstack did not define: U is the domain name).
+ *       S: Running (also while shutting down), Stopped, Paused (also
+ *       guest-suspended), Crashed (shut off because the guest crashed or
+ *       its QEMU died), Unknown.
+ *   vm.console {"uuid":U,"tailBytes":N} -> {"text":T,"sizeBytes":S}
+ *       The last N bytes (0-524288, default 65536) of the serial console
+ *       log, as UTF-8 (invalid bytes become U+FFFD); S: the log's size.
+ *       "" before the first start.  Absent domain: not-found.
  *
  * Events:
  *   {"kind":"event","event":"vm.state","data":{"uuid":U,"state":S,
- *       "reason":R}}  Lifecycle changes as libvirt reports them.
+ *       "reason":R}}  Lifecycle changes as libvirt reports them, also those
+ *       made behind the agent's back (virsh, a dying QEMU):
+ *         Running  R booted, unpaused, restored, migrated, wakeup,
+ *                  from-snapshot (a start gives unpaused, then booted)
+ *         Paused   R paused, ioerror, watchdog, api-error, pm-memory, ...
+ *         Stopped  R shutdown (guest powered off), destroyed, saved,
+ *                  migrated, from-snapshot
+ *         Crashed  R crashed, panicked, crashloaded, failed (QEMU died)
+ *       libvirt's "shutdown finished" notice is not forwarded (Stopped
+ *       follows when the domain really stops; after an ACPI reboot it runs
+ *       on), nor are define/undefine.  After the agent reconnects to a
+ *       restarted libvirtd it sends every domain's state once with R
+ *       "resync" (events of the gap are lost).
  */
 #ifndef KVMSTACK_PROTO_H
 #define KVMSTACK_PROTO_H 1
