@@ -38,6 +38,8 @@ $(UI_STAMP): mk/web.mk tests/ui/package.json tests/ui/package-lock.json
 	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
 	@mkdir -p $(BUILD) && touch $@
 
-check-ui: deps-ui
-	$(MAKE) $(BUILD)/kvmstack
+# The test-bed part adds a host (which gets kvmstack-agent) and images made
+# with qemu-img: hence deps and all.
+check-ui: deps deps-ui
+	$(MAKE) all
 	KVMSTACK_BUILD=$(BUILD) node tests/ui/run.js

@@ -266,7 +266,7 @@ function toast(kind, title, msg) {
             body.textContent = m || '';
             clearTimeout(timer);
             if (k === 'ok') {
-                timer = setTimeout(() => t.remove(), 6000);
+                timer = setTimeout(() => t.remove(), 5000);
             }
         },
         close() {
@@ -277,7 +277,7 @@ function toast(kind, title, msg) {
     append(t, [head, x, body]);
     api_.set(kind, title, msg);
     toastBox().prepend(t);
-    while (toastBox().children.length > 6) {
+    while (toastBox().children.length > 5) {
         toastBox().lastChild.remove();
     }
     return api_;
@@ -420,11 +420,11 @@ function formatSize(n) {
     const units = ['B', 'K', 'M', 'G', 'T'];
     let i = 0;
 
-    while (n >= 1024 && i < units.length - 1 && n % 1024 === 0) {
+    while (n >= 1024 && i < units.length - 1) {
         n /= 1024;
         i += 1;
     }
-    return n + units[i];
+    return (Number.isInteger(n) ? String(n) : n.toFixed(1)) + units[i];
 }
 
 /* Checks an IP range by start/end/netmask/gateway as the API does. */
@@ -1159,9 +1159,17 @@ function showList(page) {
                 }
                 tr.appendChild(h('td', { class: col.mono ? 'mono' : '' }, v));
             });
+            tr.tabIndex = 0;
             tr.addEventListener('click', () => {
                 selected = inv.uuid;
                 markSelected();
+            });
+            tr.addEventListener('keydown', ev => {
+                if ((ev.key === 'Enter' || ev.key === ' ') && ev.target === tr) {
+                    ev.preventDefault();
+                    selected = inv.uuid;
+                    markSelected();
+                }
             });
             tbody.appendChild(tr);
         }
@@ -1226,7 +1234,7 @@ function humanize(key) {
         .replace(/^./, c => c.toUpperCase());
 }
 
-function renderValue(key, v) {
+function renderValue(key, v, parent) {
     if (v === null || v === undefined || v === '') {
         return h('span', { class: 'muted', text: '\u2014' });
     }
@@ -1238,7 +1246,8 @@ function renderValue(key, v) {
             return v.map(x => (/Uuids$/.test(key) ? nameOf(x) : String(x))).join(', ');
         }
         const keys = [...new Set(v.flatMap(x => Object.keys(x || {})))]
-            .filter(k => !['createDate', 'lastOpDate', 'description'].includes(k));
+            .filter(k => !['uuid', 'createDate', 'lastOpDate', 'description'].includes(k)
+                    && !v.every(x => parent && x[k] === parent.uuid));
 
         return h('table', {},
                  h('thead', {}, h('tr', {}, keys.map(k => h('th', { text: humanize(k) })))),
@@ -1309,7 +1318,7 @@ function showDetails(page, uuid) {
         dl.replaceChildren();
         for (const [k, v] of Object.entries(inv)) {
             dl.appendChild(h('dt', { text: humanize(k) }));
-            dl.appendChild(h('dd', { 'data-key': k }, renderValue(k, v)));
+            dl.appendChild(h('dd', { 'data-key': k }, renderValue(k, v, inv)));
         }
         if (page.detailsExtra) {
             page.detailsExtra(inv, extra).catch(() => {});
@@ -1318,7 +1327,8 @@ function showDetails(page, uuid) {
 
     sh.main.replaceChildren(
         h('div', { class: 'crumb' }, h('a', { href: '#/' + page.id, text: page.title }), ' \u203a details'),
-        h('div', { class: 'page-head' }, title, page.actions && page.actions.length ? menu.el : null),
+        h('div', { class: 'page-head' }, title),
+        page.actions && page.actions.length ? h('div', { class: 'toolbar' }, menu.el) : null,
         h('div', { class: 'details' }, dl, extra));
     menu.btn.disabled = true;
     current = { refresh, page };

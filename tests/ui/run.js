@@ -41,7 +41,11 @@ let chromium;
 try {
     ({ chromium } = require('playwright-core'));
 } catch (e) {
-    console.log('1..0 # SKIP playwright-core is not installed (make deps-ui)');
+    console.log('Bail out! playwright-core is not installed in tests/ui (make deps-ui)');
+    process.exit(1);
+}
+if (!fs.existsSync(CHROMIUM)) {
+    console.log('Bail out! ' + CHROMIUM + ' is missing (make deps-ui installs Debian\'s chromium)');
     process.exit(1);
 }
 
