@@ -104,7 +104,7 @@ add_binary() {
     [ -x "$bin" ] || die "$bin is missing (make images-deps)"
     mkdir -p "$G$dest"
     cp -L "$bin" "$G$dest/"
-    for l in $(ldd "$bin" | grep -o '/[^ ]*'); do
+    for l in $(ldd "$bin" 2>/dev/null | grep -o '/[^ ]*' || true); do   # none if static
         [ -e "$G$l" ] && continue
         mkdir -p "$G$(dirname "$l")"
         cp -L "$l" "$G$l"

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Self-test of build/images/test-guest.qcow2 (images/build-guest.sh).
+"""Self-test of build/images/test-guest.qcow2 (images/build-guest.sh) and
+build/images/kvmstack-vr.qcow2 (images/build-vr.sh).
 Prints TAP; exits non-zero on failure.  Needs root, qemu-system-x86,
 dnsmasq, sshpass; libvirt for part 2.
 
-    python3 tests/images/selftest.py [--images DIR] [--no-libvirt] [--no-httpserve]
+    python3 tests/images/selftest.py [--images DIR] [--no-libvirt] [--no-httpserve] [--no-vr]
 
 Part 1, plain qemu (TCG): a network namespace made here holds a bridge, a
 tap and dnsmasq (DHCP only, --port=0 --no-resolv; no route out); the guest
@@ -16,6 +17,10 @@ Part 2, libvirt in a tests/bed host: the same overlay as a `<domain
 type='qemu'>` disk-boot domain on a bridge, dnsmasq in the host, SSH from
 the host, `virsh shutdown` ends the domain; and tests/bed/httpserve.py
 serves the image directory (HTTP GET of the qcow2, sha256 compared).
+Part 3, the VR image under plain qemu with two NICs on isolated qemu hub
+ports and a virtio-serial channel: VR-NIC/VR-PORT/VR-CHECK/VR-READY, ACPI
+power-off; then build-vr.sh with a fake kvmstack-vr binary, which the VR's
+init starts and which writes to the channel.
 Everything made here is removed at the end, pass or fail.
 """
 
@@ -294,6 +299,18 @@ def part_qemu(images, pub, work, cl):
 
     # ACPI power button through the monitor
     t = time.monotonic()
+    err = powerdown(mon)
+    try:
+        rc = qemu.wait(20)
+    except subprocess.TimeoutExpired:
+        rc = None
+    ok(rc is not None and 'GUEST-POWEROFF' in read(serial),
+       'qemu: system_powerdown (ACPI) powers the guest off in %.2f s' % (time.monotonic() - t),
+       err + '\n' + read(serial)[-1500:])
+
+
+def powerdown(mon):
+    """Press the ACPI power button through qemu's human monitor socket."""
     try:
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(5)
@@ -302,16 +319,131 @@ def part_qemu(images, pub, work, cl):
         s.sendall(b'system_powerdown\n')
         time.sleep(0.1)
         s.close()
-        err = ''
+        return ''
     except OSError as e:
-        err = str(e)
+        return str(e)
+
+
+FAKE_VR = r'''
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+/* stand-in for hostagent/vr's kvmstack-vr: says hello over the channel */
+int main(void) {
+    int fd = open("/dev/virtio-ports/org.kvmstack.vr.0", O_RDWR);
+    printf("VR-READY fake-daemon port=%s\n", fd >= 0 ? "ok" : "missing");
+    fflush(stdout);
+    for (;;) {
+        if (fd >= 0 && write(fd, "HELLO-FROM-VR\n", 14) < 0) sleep(1);
+        usleep(200000);
+    }
+}
+'''
+
+
+def boot_vr(name, disk, work, cl):
+    """Boot a VR disk under plain qemu: two isolated NICs (qemu hub ports
+    with nothing else on them, so no packet goes anywhere) and the
+    virtio-serial channel org.kvmstack.vr.0 on a unix socket."""
+    ov = os.path.join(work, name + '.qcow2')
+    serial = os.path.join(work, name + '-serial.log')
+    mon = os.path.join(work, name + '.mon')
+    chan = os.path.join(work, name + '.chan')
+    sh(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', disk, ov])
+    t0 = time.monotonic()
+    q = subprocess.Popen([
+        'qemu-system-x86_64', '-name', 'ksimg-' + name, '-machine', 'pc,accel=tcg', '-m', '192',
+        '-smp', '1', '-display', 'none', '-no-user-config', '-nodefaults',
+        '-serial', 'file:' + serial, '-monitor', 'unix:%s,server=on,wait=off' % mon,
+        '-drive', 'file=%s,if=virtio,format=qcow2' % ov,
+        '-netdev', 'hubport,id=n0,hubid=0',
+        '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:77:01:01',
+        '-netdev', 'hubport,id=n1,hubid=1',
+        '-device', 'virtio-net-pci,netdev=n1,mac=52:54:00:77:01:02',
+        '-device', 'virtio-serial',
+        '-chardev', 'socket,id=ch0,path=%s,server=on,wait=off' % chan,
+        '-device', 'virtserialport,chardev=ch0,name=org.kvmstack.vr.0'],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, name + '.err'), 'w'))
+    cl.add(kill_proc, q)
+    ready = wait_for(lambda: 'VR-READY' in read(serial) or q.poll() is not None,
+                     BOOT_TIMEOUT, 0.05)
+    return q, serial, mon, chan, ready, time.monotonic() - t0
+
+
+def vr_off(q, serial, mon, what):
+    t = time.monotonic()
+    err = powerdown(mon)
     try:
-        rc = qemu.wait(20)
+        rc = q.wait(20)
     except subprocess.TimeoutExpired:
         rc = None
-    ok(rc is not None and 'GUEST-POWEROFF' in read(serial),
-       'qemu: system_powerdown (ACPI) powers the guest off in %.2f s' % (time.monotonic() - t),
-       err + '\n' + read(serial)[-1500:])
+    ok(rc is not None and 'VR-POWEROFF' in read(serial),
+       '%s: ACPI power-off in %.2f s' % (what, time.monotonic() - t), err + read(serial)[-800:])
+
+
+def part_vr(images, work, cl):
+    disk = os.path.join(images, 'kvmstack-vr.qcow2')
+    if not ok(os.path.isfile(disk), 'VR image exists: %s' % disk, 'run: make images'):
+        return
+    size = os.path.getsize(disk)
+    ok(size <= 30 << 20, 'VR image is small: %.1f MB' % (size / 1e6))
+    q, serial, mon, chan, ready, secs = boot_vr('vr1', disk, work, cl)
+    log = read(serial)
+    if not ok(ready and re.search(r'^VR-READY', log, re.M),
+              'VR: boots to VR-READY in %.1f s' % secs, log + read(os.path.join(work, 'vr1.err'))):
+        return
+    note('VR: qemu start -> VR-READY %.2f s' % secs)
+    ok(re.search(r'^VR-NIC eth0 mac=52:54:00:77:01:01', log, re.M)
+       and re.search(r'^VR-NIC eth1 mac=52:54:00:77:01:02', log, re.M),
+       'VR: two NICs, eth0 and eth1 in PCI order', log)
+    ok(re.search(r'^VR-PORT org\.kvmstack\.vr\.0 /dev/vport\d+p\d+', log, re.M),
+       'VR: virtio-serial port org.kvmstack.vr.0 (virtio_console)', log)
+    m = re.search(r'^VR-CHECK nft=(\w+) dnsmasq=(\w+) modules=(\d+)/(\d+)', log, re.M)
+    ok(m and m.group(1) == 'ok' and m.group(2) == 'ok' and m.group(3) == m.group(4),
+       'VR: nft NAT table with map/dnat/masquerade loads, dnsmasq runs, all modules load'
+       + (' (%s/%s)' % (m.group(3), m.group(4)) if m else ''), log)
+    vr_off(q, serial, mon, 'VR')
+
+    # the optional daemon argument of build-vr.sh, with a fake kvmstack-vr
+    if not shutil.which('cc'):
+        skip('VR with a kvmstack-vr binary', 'no C compiler')
+        return
+    src = os.path.join(work, 'fake-vr.c')
+    with open(src, 'w') as f:
+        f.write(FAKE_VR)
+    fake = os.path.join(work, 'fake-bin', 'kvmstack-vr')
+    os.makedirs(os.path.dirname(fake))
+    sh(['cc', '-O2', '-o', fake, src])
+    out = os.path.join(work, 'vrimg')
+    os.makedirs(out)
+    os.symlink(os.path.join(images, 'cache'), os.path.join(out, 'cache'))  # no new download
+    t = time.monotonic()
+    r = sh([os.path.join(REPO, 'images', 'build-vr.sh'), out, fake], check=False, timeout=300)
+    if not ok(r.returncode == 0, 'build-vr.sh OUT BINARY builds a VR with the daemon (%.1f s)'
+              % (time.monotonic() - t), r.stderr):
+        return
+    q, serial, mon, chan, ready, secs = boot_vr('vr2', os.path.join(out, 'kvmstack-vr.qcow2'),
+                                                work, cl)
+    got = ''
+    try:
+        c = socket.socket(socket.AF_UNIX)
+        c.settimeout(BOOT_TIMEOUT)
+        c.connect(chan)
+        while '\n' not in got:
+            b = c.recv(64)
+            if not b:
+                break
+            got += b.decode(errors='replace')
+        c.close()
+    except OSError as e:
+        got += ' (%s)' % e
+    log = read(serial)
+    ok(re.search(r'^VR-DAEMON /usr/sbin/kvmstack-vr', log, re.M)
+       and re.search(r'VR-READY fake-daemon port=ok', log),
+       'VR: init starts /usr/sbin/kvmstack-vr (which prints VR-READY itself)', log)
+    ok(got.startswith('HELLO-FROM-VR'), 'VR: the daemon talks over the virtio-serial channel',
+       got)
+    vr_off(q, serial, mon, 'VR with daemon')
 
 
 def part_libvirt(images, pub, work, cl):
@@ -430,6 +562,7 @@ def main():
     ap.add_argument('--images', default=os.path.join(REPO, 'build', 'images'))
     ap.add_argument('--no-libvirt', action='store_true')
     ap.add_argument('--no-httpserve', action='store_true')
+    ap.add_argument('--no-vr', action='store_true')
     a = ap.parse_args()
     images = os.path.abspath(a.images)
     if os.geteuid() != 0:
@@ -459,6 +592,10 @@ def main():
                 part_libvirt(images, pub, work, cl)
         if not a.no_httpserve and pub:
             part_httpserve(images, work, cl)
+        if a.no_vr:
+            skip('VR image', '--no-vr')
+        else:
+            part_vr(images, work, cl)
     except Exception as e:
         import traceback
         ok(False, 'no exception', traceback.format_exc())
