@@ -511,10 +511,17 @@ vmops_destroy_job(struct job *job, json_t *ctx, int *status)
     if (!vm) {
         return NULL;
     }
-    if (jstr(vm, "hostUuid")) {
+    /* A stopped VM's domain may still be defined on the host it last ran
+     * on (stopped behind mgmt's back): undefine it there too. */
+    if (jstr(vm, "hostUuid")
+        || (jstr(vm, "lastHostUuid")
+            && hostmgr_is_connected(jstr(vm, "lastHostUuid")))) {
+        const char *on = jstr(vm, "hostUuid") ? jstr(vm, "hostUuid")
+                                              : jstr(vm, "lastHostUuid");
+
         job_progress(job, "destroying the domain of VM '%s'",
                      jstr(vm, "name"));
-        r = hostmgr_call(jstr(vm, "hostUuid"), "vm.destroy",
+        r = hostmgr_call(on, "vm.destroy",
                          json_pack("{s:s}", "uuid", uuid), AGENT_TIMEOUT_MS);
         if (!r) {
             error_prefix("VM '%s' was not destroyed: ", jstr(vm, "name"));
