@@ -74,7 +74,7 @@ $(DEPS_STAMP): Makefile
 	    echo "make deps: run as root (apt-get install)"; exit 1; fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    $(DEB_BUILD) $(DEB_TEST)
+	    $(DEB_BUILD) $(DEB_TEST) $(DEB_IMAGES) $(DEB_UI)
 	@mkdir -p $(BUILD) && touch $@
 
 run: deps
@@ -86,8 +86,9 @@ run: deps
 	@echo "    $(BUILD)/kvmstack login --url http://127.0.0.1:$(PORT) admin"
 	exec $(BUILD)/kvmstack serve --listen 0.0.0.0:$(PORT) --db $(RUN_DB)
 
-check: deps
-	$(MAKE) all
+# Every tier: unit, api, cli, system (real hosts, VMs), agent, images, ui.
+check: deps deps-ui
+	$(MAKE) all images
 	tests/run $(if $(T),--only '$(T)')
 
 check-unit: all
@@ -99,6 +100,7 @@ check-api: all
 bench: deps
 	$(MAKE) all
 	tests/bench/run
+	for s in $(BENCH_EXTRA); do $$s || exit 1; done
 
 check-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" all
@@ -112,3 +114,6 @@ clean:
 
 # Test images (make images, images-deps, check-images): see mk/images.mk.
 -include mk/images.mk
+
+# The playbook benchmark against ansible-playbook: see mk/bench-playbook.mk.
+-include mk/bench-playbook.mk
