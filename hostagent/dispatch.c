@@ -2,6 +2,7 @@
 #include "dispatch.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,6 +65,71 @@ find_method(const char *name)
     return NULL;
 }
 
+/* Calls run on threads of their own so that a long one (a graceful stop
+ * waits for the guest) never holds up pings or other modules' calls; the
+ * calls of one module run one at a time, in arrival order of their
+ * turn on the module's mutex, since a module's state (the libnl socket,
+ * the libvirt connection's users) need not be thread-safe. */
+struct agent_call {
+    const struct agent_method *method;
+    char *name;
+    json_t *id;
+    json_t *params;
+    pthread_mutex_t *lock;
+};
+
+static pthread_mutex_t module_locks[ARRAY_SIZE(modules)];
+static pthread_once_t locks_once = PTHREAD_ONCE_INIT;
+
+static void
+locks_init(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(modules); i++) {
+        pthread_mutex_init(&module_locks[i], NULL);
+    }
+}
+
+static pthread_mutex_t *
+module_lock(const char *method)
+{
+    pthread_once(&locks_once, locks_init);
+    for (size_t i = 0; i < ARRAY_SIZE(modules); i++) {
+        for (const struct agent_method *m = modules[i]->methods;
+             m && m->name; m++) {
+            if (!strcmp(m->name, method)) {
+                return &module_locks[i];
+            }
+        }
+    }
+    return &module_locks[0];
+}
+
+static void *
+call_main(void *arg)
+{
+    struct agent_call *call = arg;
+    json_t *result;
+
+    pthread_mutex_lock(call->lock);
+    error_reset();
+    result = call->method->fn(call->params);
+    if (!result) {
+        LOG_ERR("%s: %s", call->name, error_last_message());
+        reply_problem(call->id, problem_name(error_last_problem()),
+                      error_last_message());
+    } else {
+        agent_send(json_pack("{s:s, s:O, s:o}", "kind", "reply", "id",
+                             call->id, "result", result));
+    }
+    error_reset();
+    pthread_mutex_unlock(call->lock);
+    json_decref(call->id);
+    json_decref(call->params);
+    free(call->name);
+    free(call);
+    return NULL;
+}
+
 int
 dispatch_frame(json_t *msg)
 {
@@ -72,7 +138,8 @@ dispatch_frame(json_t *msg)
     json_t *params;
     const char *method;
     const struct agent_method *m;
-    json_t *result;
+    struct agent_call *call;
+    pthread_t t;
 
     if (!strcmp(kind, "ping")) {
         agent_send(json_pack("{s:s, s:O*}", "kind", "pong", "id", id));
@@ -99,19 +166,19 @@ dispatch_frame(json_t *msg)
         return 0;
     }
     params = json_object_get(msg, "params");
-    if (!json_is_object(params)) {
-        params = NULL;
+    call = xcalloc(1, sizeof *call);
+    call->method = m;
+    call->name = xstrdup(method);
+    call->id = json_incref(id);
+    call->params = json_is_object(params) ? json_incref(params)
+                                          : json_object();
+    call->lock = module_lock(method);
+    if (pthread_create(&t, NULL, call_main, call)) {
+        LOG_ERR("%s: cannot start a thread; running it inline", method);
+        call_main(call);
+    } else {
+        pthread_detach(t);
     }
-    error_reset();
-    result = m->fn(params ? params : json_object());
-    if (!result) {
-        LOG_ERR("%s: %s", method, error_last_message());
-        reply_problem(id, problem_name(error_last_problem()),
-                      error_last_message());
-        return 0;
-    }
-    agent_send(json_pack("{s:s, s:O, s:o}", "kind", "reply", "id", id,
-                         "result", result));
     return 0;
 }
 

@@ -116,6 +116,45 @@
  *       log, as UTF-8 (invalid bytes become U+FFFD); S: the log's size.
  *       "" before the first start.  Absent domain: not-found.
  *
+ * Virtual routers (hostagent/vr.c relays; hostagent/vr/ is kvmstack-vr):
+ *   The VR domain is started with vrChannel; kvmstack-vr inside opens the
+ *   virtio-serial port org.kvmstack.vr.0 and speaks this same framing to
+ *   the agent over it: first {"kind":"init","version":1,"role":"vr"},
+ *   then it serves calls.  The agent connects to /var/lib/kvmstack/vr/U.sock
+ *   (QEMU's end) for every VR domain it runs, reconnecting as needed.
+ *   vr.apply {"uuid":U,"config":C} -> {"gen":G}
+ *       Relays C to the VR U and waits (up to 30 s) for it to be applied.
+ *       not-found when U has no channel; host-unreachable when kvmstack-vr
+ *       has not said init yet (booting); the VR's own problem otherwise.
+ *   vr.status {"uuid":U} -> {"connected":bool,"gen":G|null}
+ *   Event {"kind":"event","event":"vr.state","data":{"uuid":U,
+ *       "state":"Connected|Disconnected"}} when kvmstack-vr says init
+ *       (after a boot or reboot) or its channel closes: mgmt then sends the
+ *       whole config again (the VR keeps nothing mgmt cannot rebuild).
+ *
+ *   The VR's own method (kvmstack-vr):
+ *   vr.apply C -> {"gen":G}  C is the whole desired configuration; the VR
+ *       diffs it against what it committed last (kept in memory, never
+ *       re-listed from the kernel) and applies the difference: addresses,
+ *       dnsmasq, and ONE nftables transaction (a rejected batch leaves the
+ *       old ruleset and fails the call with nft's message).  C:
+ *       {"gen":G,
+ *        "interfaces":[{"mac":M,"role":"public|private",
+ *                       "address":"A/PREFIX","gateway":A|null}],
+ *        "vips":[A,...],                      (extra /32s on the public NIC)
+ *        "snat":[{"source":"CIDR","to":A}],   (private CIDR to public A)
+ *        "dhcp":{"subnet":"CIDR","gateway":A,"domain":D|null,
+ *                "dns":[A...],"upstreams":[A...],
+ *                "hosts":[{"mac":M,"ip":A,"hostname":H|null}]} | null,
+ *        "portForwarding":[{"uuid":R,"vip":A,"protocol":"tcp|udp",
+ *                "vipPorts":[P1,P2],"guestIp":A,"guestPorts":[Q1,Q2],
+ *                "allowedCidr":"CIDR"|null}]}
+ *       Rules live in nftables maps keyed by (VIP, protocol, port), one
+ *       element per port (a shifted range VIP 1000-1010 -> 2000-2010 is
+ *       11 elements), so a rule change is an element change and lookup
+ *       cost does not grow with the number of rules.  A rule removed or
+ *       re-targeted has the conntrack entries of its VIP ports flushed.
+ *
  * Events:
  *   {"kind":"event","event":"vm.state","data":{"uuid":U,"state":S,
  *       "reason":R}}  Lifecycle changes as libvirt reports them, also those
