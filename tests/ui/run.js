@@ -35,6 +35,10 @@ const REPO = path.resolve(__dirname, '..', '..');
 const BIN = path.resolve(REPO, process.env.KVMSTACK_BUILD || 'build', 'kvmstack');
 const ART = path.join(REPO, 'tests', 'artifacts', 'ui');
 const CHROMIUM = process.env.KVMSTACK_CHROMIUM || '/usr/bin/chromium';
+/* The bootable test image (make images); with it and a test-bed host, VM1
+ * really runs (qemu TCG in the host). */
+const GUEST_IMAGE = path.resolve(REPO, process.env.KVMSTACK_BUILD || 'build', 'images', 'test-guest.qcow2');
+const NFS_URL = '192.168.0.212:/usr/local/zstack/nfs_root';
 const WATCHDOG_MS = 20 * 60 * 1000;
 
 let chromium;
@@ -136,7 +140,7 @@ async function startServer() {
 
     base = 'http://127.0.0.1:' + port;
     server = spawn(BIN, ['serve', '--listen', '127.0.0.1:' + port, '--db', path.join(tmp, 'kvmstack.db'),
-                         '--log-level', 'info'],
+                         '--log-level', 'info', '--vm-domain-type', 'qemu', '--vm-stop-timeout', '20000'],
                    { cwd: tmp, stdio: ['ignore', log, log],
                      env: Object.assign({}, process.env, { KVMSTACK_ADMIN_PASSWORD: adminPassword }) });
     const deadline = Date.now() + 20000;
@@ -169,7 +173,7 @@ function startBed() {
         why.bed = 'tests/bed/ is absent: no test-bed host for SSH';
         return Promise.resolve();
     }
-    bedProc = spawn('python3', [path.join(__dirname, 'bed_helper.py'), '--libvirt'],
+    bedProc = spawn('python3', [path.join(__dirname, 'bed_helper.py')],
                     { stdio: ['pipe', 'pipe', 'inherit'] });
     return new Promise(resolve => {
         const rl = readline.createInterface({ input: bedProc.stdout });
@@ -543,12 +547,36 @@ step('New Host (test-bed host over SSH): progress while the job runs, then Conne
     have.host = true;
 }, ['bed', 'zone']);
 
+step('New Primary Storage: NFS PRIMARY-STORAGE1, then attach CLUSTER1 (mounted on the host, if any)', async () => {
+    await nav('Primary Storage');
+    await openNew('New Primary Storage');
+    await choose('Zone', 'ZONE1');
+    await fill('Primary storage name', 'PRIMARY-STORAGE1');
+    await choose('Type', 'NFS');
+    await fill('URL', '192.168.0.212');
+    await expectFieldError('URL', 'not an NFS URL');
+    await fill('URL', NFS_URL);
+    await click('Next');
+    await dlg().getByRole('checkbox', { name: 'CLUSTER1' }).check();
+    await shot('ps-attach');
+    await finish('Add', 120000);
+    await toastOk('Add primary storage PRIMARY-STORAGE1');
+    await toastOk('Attach primary storage PRIMARY-STORAGE1 to cluster CLUSTER1', 60000);
+    await waitRow('PRIMARY-STORAGE1', 'CLUSTER1');
+    if (have.host) {
+        diag('NFS stand-in: the host bind-mounts ' + bed.nfs_export + ' (this kernel has no NFS client)');
+        await waitRow('PRIMARY-STORAGE1', 'Connected', 30000);
+    }
+    await shot('primary-storage');
+    have.ps = true;
+}, ['zone']);
+
 step('New Backup Storage (SFTP on the test-bed host), then attach ZONE1', async () => {
     await nav('Backup Storage');
     await openNew('New Backup Storage');
     await fill('Backup storage name', 'BACKUP-STORAGE1');
     await choose('Type', 'SftpBackupStorage');
-    await fill('URL', path.join(tmp, 'backupStorage'));
+    await fill('URL', '/backupStorage');
     await fill('Hostname', bed.ip);
     await fill('SSH port', String(bed.port));
     await fill('Password', bed.password);
@@ -564,14 +592,19 @@ step('New Backup Storage (SFTP on the test-bed host), then attach ZONE1', async 
 
 step('New Image: ttylinux, and VIRTUAL-ROUTER with the System checkbox (file:// qcow2 on the storage host)', async () => {
     const imgDir = path.join(tmp, 'img');
+    const tiny = path.join(imgDir, 'tiny.qcow2');
 
     fs.mkdirSync(imgDir);
     try {
-        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(imgDir, 'tiny.qcow2'), '64M']);
+        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', tiny, '64M']);
     } catch (e) {
         why.image = 'qemu-img failed: ' + e.message;
         throw e;
     }
+    /* ttylinux: the bootable test guest (make images) if built. */
+    const urls = { ttylinux: fs.existsSync(GUEST_IMAGE) ? GUEST_IMAGE : tiny, 'VIRTUAL-ROUTER': tiny };
+
+    diag('ttylinux is ' + urls.ttylinux);
     await nav('Image');
     for (const [name, system] of [['ttylinux', false], ['VIRTUAL-ROUTER', true]]) {
         await openNew('New Image');
@@ -580,7 +613,7 @@ step('New Image: ttylinux, and VIRTUAL-ROUTER with the System checkbox (file:// 
         await choose('Format', 'qcow2');
         await choose('Media type', 'RootVolumeTemplate');
         await choose('Platform', 'Linux');
-        await fill('URL', 'file://' + path.join(imgDir, 'tiny.qcow2'));
+        await fill('URL', 'file://' + urls[name]);
         if (system) {
             await dlg().getByLabel('System (an image for virtual routers)').check();
             await shot('image-dialog');
@@ -595,6 +628,7 @@ step('New Image: ttylinux, and VIRTUAL-ROUTER with the System checkbox (file:// 
     assert((await byName('/images', 'VIRTUAL-ROUTER')).system === true, 'system flag not stored');
     await shot('image');
     have.image = true;
+    have.realvm = have.host && have.ps && urls.ttylinux === GUEST_IMAGE;
 }, ['bs']);
 
 step('New L2 Network: PUBLIC-MANAGEMENT-L2 (NoVlan, eth0), then attach CLUSTER1', async () => {
@@ -604,10 +638,13 @@ step('New L2 Network: PUBLIC-MANAGEMENT-L2 (NoVlan, eth0), then attach CLUSTER1'
     await fill('L2 network name', 'PUBLIC-MANAGEMENT-L2');
     await choose('Type', 'L2NoVlanNetwork');
     assert(await dlg().getByLabel('VLAN', { exact: true }).isHidden(), 'VLAN shown for NoVlan');
-    await fill('Physical interface', 'eth0');
+    if (have.host) {
+        diag("the test-bed host's eth0 is its management link: PUBLIC-MANAGEMENT-L2 bridges its data0");
+    }
+    await fill('Physical interface', have.host ? 'data0' : 'eth0');
     await click('Next');
     await dlg().getByRole('checkbox', { name: 'CLUSTER1' }).check();
-    await finish('Create');
+    await finish('Create', 60000);
     await toastOk('Attach L2 network PUBLIC-MANAGEMENT-L2 to cluster CLUSTER1');
     await waitRow('PUBLIC-MANAGEMENT-L2', 'CLUSTER1');
 }, ['zone']);
@@ -750,46 +787,112 @@ step('New Virtual Router Offering: VR-OFFERING (VIRTUAL-ROUTER, PUBLIC-MANAGEMEN
     await shot('virtual-router-offering');
 }, ['image', 'l3']);
 
-step('New VmInstance: InstantStart refused with the API\'s own message; JustCreate makes VM1 and VM2', async () => {
+async function openVmDialog(name, hostname) {
+    await openNew('New VmInstance');
+    await choose('Instance offering', '512M-512HZ');
+    await choose('Image', 'ttylinux');
+    await choose('L3 network', 'PRIVATE-L3');
+    await fill('VM name', name);
+    await fill('Host name', hostname);
+    await click('Next');
+}
+
+step('New VmInstance: VM1 (InstantStart on the test-bed host when the test image is built, '
+     + 'else JustCreate), VM2 refused with the API\'s message, then JustCreate', async () => {
     await nav('Instance');
-    for (const [name, hostname] of [['VM1', 'vm1'], ['VM2', 'vm2']]) {
-        await openNew('New VmInstance');
-        await choose('Instance offering', '512M-512HZ');
-        await choose('Image', 'ttylinux');
-        await choose('L3 network', 'PRIVATE-L3');
-        await fill('VM name', name);
-        await fill('Host name', hostname);
-        await click('Next');
-        if (name === 'VM1') {
-            /* No primary storage here: the server refuses to place it. */
-            assert(await dlg().getByRole('radio', { name: /^InstantStart/ }).isChecked(),
-                   'InstantStart is not the default');
-            const resp = page.waitForResponse(r => r.request().method() === 'POST'
-                                              && r.url().endsWith('/zstack/v1/vm-instances'));
+    await page.evaluate(() => {
+        window.kvmstackNoReload = 1;
+    });
+    await openVmDialog('VM1', 'vm1');
+    assert(await dlg().getByRole('radio', { name: /^InstantStart/ }).isChecked(),
+           'InstantStart is not the default');
+    if (have.realvm) {
+        /* A real VM: the job's progress in the dialog, the row's state
+         * behind it, then Running, all without a reload. */
+        const progress = new Set();
+        const states = new Set();
+        const t0 = Date.now();
 
-            await click('Create');
-            const body = await (await resp).json();
-            const shown = dlg().locator('.api-error');
+        await click('Create');
+        while (await dlg().count()) {
+            const st = (await dlg().locator('.status').textContent().catch(() => '')).trim();
 
-            assert(body.error && body.error.details, 'InstantStart was not refused: ' + JSON.stringify(body));
-            await shown.waitFor();
-            assert((await shown.textContent()) === body.error.details,
-                   'dialog shows "' + await shown.textContent() + '", API said "' + body.error.details + '"');
-            await page.locator('#toasts .toast[data-kind="bad"]').filter({ hasText: body.error.details }).waitFor();
-            diag('InstantStart refused: ' + body.error.details);
-            await shot('vm-refused');
+            if (st && st !== 'working\u2026') {
+                progress.add(st);
+            }
+            if (await row('VM1').count()) {
+                states.add((await row('VM1').locator('.badge').first().textContent().catch(() => '')).trim());
+            }
+            if (!(await dlg().locator('.api-error').isHidden().catch(() => true))) {
+                throw new Error('CreateVmInstance failed: ' + await dlg().locator('.api-error').textContent());
+            }
+            assert(Date.now() - t0 < 300000, 'CreateVmInstance still running after 300 s');
+            await sleep(200);
         }
+        await toastOk('Create VM VM1');
+        await waitRow('VM1', 'Running', 30000);
+        diag('VM1 InstantStart to Running: ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s; states seen: '
+             + [...states].filter(Boolean).join(', ') + '; progress: ' + [...progress].slice(0, 3).join(' | '));
+        assert(progress.size > 0, 'no job progress was shown');
+        await waitRow('VM1', 'HOST1');
+    } else {
+        diag('VM1 is JustCreate: ' + (have.host ? 'no bootable test image (make images)' : 'no host'));
         await dlg().getByRole('radio', { name: /^JustCreate/ }).check();
         await finish('Create');
-        await waitRow(name, 'Stopped');
+        await waitRow('VM1', 'Stopped');
     }
+    /* VM2 first asks for VM1's host name: refused, the API's words shown. */
+    await openVmDialog('VM2', 'vm1');
+    await dlg().getByRole('radio', { name: /^JustCreate/ }).check();
+    const resp = page.waitForResponse(r => r.request().method() === 'POST'
+                                      && r.url().endsWith('/zstack/v1/vm-instances'));
+
+    await click('Create');
+    const answer = await resp;
+    const body = await answer.json();
+    const shown = dlg().locator('.api-error');
+
+    assert(answer.status() === 409 && body.error && body.error.details,
+           'a second vm1 was not refused: ' + answer.status() + ' ' + JSON.stringify(body));
+    await shown.waitFor();
+    assert((await shown.textContent()) === body.error.details,
+           'dialog shows "' + await shown.textContent() + '", API said "' + body.error.details + '"');
+    await page.locator('#toasts .toast[data-kind="bad"]').filter({ hasText: body.error.details }).first().waitFor();
+    diag('refused: ' + body.error.details);
+    await shot('vm-refused');
+    await click('Back');
+    await fill('Host name', 'vm2');
+    await click('Next');
+    assert(await dlg().getByRole('radio', { name: /^JustCreate/ }).isChecked(), 'the strategy was forgotten');
+    await finish('Create');
+    await waitRow('VM2', 'Stopped');
     const vm1 = await byName('/vm-instances', 'VM1');
 
     assert(vm1.vmNics[0].ip.startsWith('10.0.0.'), 'VM1 NIC ' + JSON.stringify(vm1.vmNics));
     await waitRow('VM1', vm1.vmNics[0].ip);
+    assert(await page.evaluate(() => window.kvmstackNoReload === 1), 'the page reloaded');
     await shot('instance');
     have.vms = true;
 }, ['image', 'l3']);
+
+step('Action menu on the running VM1: Stop, then Start (jobs; the state changes on screen)', async () => {
+    await nav('Instance');
+    for (const [item, end] of [['Stop', 'Stopped'], ['Start', 'Running']]) {
+        const t0 = Date.now();
+        const states = new Set();
+
+        await action('VM1', item);
+        while (!(await rowText('VM1')).includes(end)) {
+            states.add((await row('VM1').locator('.badge').first().textContent().catch(() => '')).trim());
+            assert(Date.now() - t0 < 120000, item + ' VM1: not ' + end + ' after 120 s');
+            await sleep(200);
+        }
+        await toastOk(item + ' VM VM1', 30000);
+        diag(item + ' VM1: ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s, states seen: '
+             + [...states].filter(Boolean).join(', '));
+    }
+    await shot('instance-running');
+}, ['realvm']);
 
 step('New Port Forwarding Rule: create a VIP, rule checked as typed, pick VM1 (or leave detached)', async () => {
     await nav('Port Forwarding');
@@ -1070,6 +1173,7 @@ async function main() {
     why.privateL2 = 'no PRIVATE-L2 (an earlier step failed)';
     why.rule = 'no rule (an earlier step failed)';
     why.vms = why.image;
+    why.realvm = why.bed || 'no running VM (no test image: make images, or an earlier step failed)';
 
     for (const [i, s] of steps.entries()) {
         const n = i + 1;
