@@ -633,6 +633,81 @@ calls_reply(struct hostconn *hc, json_t *frame)
     pthread_mutex_unlock(&hc_mutex);
 }
 
+/* Agent events are handled on one thread of their own, in order: a
+ * handler writes the database, and a connection thread waiting for the
+ * writer turn could not read the reply that the turn's holder may be
+ * waiting for. */
+struct event_item {
+    struct event_item *next;
+    char host[UUID_LEN + 1];
+    json_t *frame;              /* Owned. */
+};
+
+static pthread_mutex_t event_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t event_cond = PTHREAD_COND_INITIALIZER;
+static struct event_item *event_head;
+static struct event_item *event_tail;
+static bool event_thread_running;
+static pthread_t event_thread;
+static bool event_stopping;
+
+static void *
+event_main(void *arg)
+{
+    (void) arg;
+    for (;;) {
+        struct event_item *e;
+
+        pthread_mutex_lock(&event_mutex);
+        while (!event_head && !event_stopping) {
+            pthread_cond_wait(&event_cond, &event_mutex);
+        }
+        e = event_head;
+        if (e) {
+            event_head = e->next;
+            if (!event_head) {
+                event_tail = NULL;
+            }
+        }
+        pthread_mutex_unlock(&event_mutex);
+        if (!e) {
+            break;
+        }
+        if (hostmgr_event_handler) {
+            error_reset();
+            hostmgr_event_handler(e->host, jstr(e->frame, "event"),
+                                  json_object_get(e->frame, "data"));
+            db_settle(db_thread());
+        }
+        json_decref(e->frame);
+        free(e);
+    }
+    db_thread_close();
+    return NULL;
+}
+
+static void
+event_post(const char *host, json_t *frame)
+{
+    struct event_item *e = xcalloc(1, sizeof *e);
+
+    snprintf(e->host, sizeof e->host, "%s", host);
+    e->frame = json_incref(frame);
+    pthread_mutex_lock(&event_mutex);
+    if (!event_thread_running) {
+        event_thread_running = true;
+        pthread_create(&event_thread, NULL, event_main, NULL);
+    }
+    if (event_tail) {
+        event_tail->next = e;
+    } else {
+        event_head = e;
+    }
+    event_tail = e;
+    pthread_cond_signal(&event_cond);
+    pthread_mutex_unlock(&event_mutex);
+}
+
 static void *
 connect_handler_main(void *arg)
 {
@@ -803,10 +878,7 @@ hostconn_session(struct hostconn *hc)
             } else if (!strcmp(kind, "event")) {
                 LOG_INFO("host %s: event %s", hc->uuid,
                          jstr(frame, "event"));
-                if (hostmgr_event_handler) {
-                    hostmgr_event_handler(hc->uuid, jstr(frame, "event"),
-                                          json_object_get(frame, "data"));
-                }
+                event_post(hc->uuid, frame);
             }
             json_decref(frame);
         }
@@ -1260,6 +1332,14 @@ hostmgr_start(const char *playbook_dir, const char *agent_path)
 void
 hostmgr_stop(void)
 {
+    pthread_mutex_lock(&event_mutex);
+    event_stopping = true;
+    pthread_cond_broadcast(&event_cond);
+    pthread_mutex_unlock(&event_mutex);
+    if (event_thread_running) {
+        pthread_join(event_thread, NULL);
+        event_thread_running = false;
+    }
     for (;;) {
         char uuid[UUID_LEN + 1];
 
