@@ -21,6 +21,7 @@
 #include "kvmstack/log.h"
 #include "kvmstack/util.h"
 #include "validate.h"
+#include "vrouter.h"
 
 LOG_MODULE("mgmt.pf_rule");
 
@@ -214,14 +215,45 @@ out:
     return rc;
 }
 
+/* Pushes the router configuration of the L3 of NIC 'nic' (may be NULL)
+ * inside the caller's open transaction: the caller commits only when the
+ * change is in the data path (or there is no running router yet). */
+static int
+pf_sync_nic(struct db *db, const char *nic)
+{
+    AUTOFREE char *l3 = nic ? vrouter_l3_of_nic(db, nic) : NULL;
+
+    return l3 ? vrouter_sync_l3(db, l3) : 0;
+}
+
 static int
 pf_after_insert(struct db *db, json_t *params, json_t *row)
 {
     (void) params;
-    return db_exec(db, "UPDATE vip SET useFor = 'PortForwarding', "
-                   "serviceProvider = 'VirtualRouter' WHERE uuid = ?1", "s",
-                   jstr(row, "vipUuid")) < 0 ? -1 : 0;
+    if (db_exec(db, "UPDATE vip SET useFor = 'PortForwarding', "
+                "serviceProvider = 'VirtualRouter' WHERE uuid = ?1", "s",
+                jstr(row, "vipUuid")) < 0) {
+        return -1;
+    }
+    return pf_sync_nic(db, jstr(row, "vmNicUuid"));
 }
+
+static int
+pf_before_delete(struct db *db, json_t *row)
+{
+    if (db_exec(db, "DELETE FROM portForwardingRule WHERE uuid = ?1", "s",
+                jstr(row, "uuid")) < 0) {
+        return -1;
+    }
+    return pf_sync_nic(db, jstr(row, "vmNicUuid"));
+}
+
+static int pf_change_state(struct api_req *req, json_t *params);
+
+static const struct res_action pf_actions[] = {
+    { "changePortForwardingRuleState", pf_change_state },
+    { 0 },
+};
 
 static const char *const pf_columns[] = {
     "uuid", "name", "vipIp", "protocolType", "vipPortStart", "vipPortEnd",
@@ -238,7 +270,57 @@ const struct resource pf_rule_resource = {
     .has_state = true,
     .prepare = pf_prepare,
     .after_insert = pf_after_insert,
+    .before_delete = pf_before_delete,
+    .actions = pf_actions,
 };
+
+/* Enable puts the rule back into the data path, disable really takes it
+ * out; the answer comes after the router applied it. */
+static int
+pf_change_state(struct api_req *req, json_t *params)
+{
+    struct db *db = db_thread();
+    json_t *ev = json_object_get(params, "stateEvent");
+    const char *key;
+    json_t *v;
+    const char *state;
+    json_t *rule;
+
+    json_object_foreach(params, key, v) {
+        if (strcmp(key, "stateEvent") && strcmp(key, "systemTags")
+            && strcmp(key, "userTags")) {
+            error_report_field(PROBLEM_INVALID_ARGUMENT, key,
+                               "unknown field '%.64s'", key);
+            return -1;
+        }
+    }
+    if (!json_is_string(ev) || (strcmp(json_string_value(ev), "enable")
+                                && strcmp(json_string_value(ev),
+                                          "disable"))) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "stateEvent",
+                           "field 'stateEvent' must be 'enable' or "
+                           "'disable'");
+        return -1;
+    }
+    state = strcmp(json_string_value(ev), "enable") ? "Disabled"
+                                                    : "Enabled";
+    if (db_begin(db) < 0) {
+        return -1;
+    }
+    rule = res_load(db, &pf_rule_resource, req->args[0]);
+    if (!rule
+        || db_exec(db, "UPDATE portForwardingRule SET state = ?1, lastOpDate "
+                   "= ?2 WHERE uuid = ?3", "sis", state, time_wall_msec(),
+                   req->args[0]) < 0
+        || pf_sync_nic(db, jstr(rule, "vmNicUuid")) < 0
+        || db_commit(db) < 0) {
+        json_decref(rule);
+        db_rollback(db);
+        return -1;
+    }
+    json_decref(rule);
+    return res_reply_inventory(req, &pf_rule_resource, req->args[0]);
+}
 
 int
 pf_rule_attach(struct api_req *req)
@@ -282,6 +364,7 @@ pf_rule_attach(struct api_req *req)
     if (db_exec(db, "UPDATE portForwardingRule SET vmNicUuid = ?1, "
                 "guestIp = ?2, lastOpDate = ?3 WHERE uuid = ?4", "ssis",
                 req->args[1], guest_ip, time_wall_msec(), req->args[0]) < 0
+        || pf_sync_nic(db, req->args[1]) < 0
         || db_commit(db) < 0) {
         goto out;
     }
@@ -320,14 +403,16 @@ pf_rule_detach(struct api_req *req)
         db_rollback(db);
         return -1;
     }
-    json_decref(rule);
     if (db_exec(db, "UPDATE portForwardingRule SET vmNicUuid = NULL, "
                 "guestIp = NULL, lastOpDate = ?1 WHERE uuid = ?2", "is",
                 time_wall_msec(), req->args[0]) < 0
+        || pf_sync_nic(db, jstr(rule, "vmNicUuid")) < 0
         || db_commit(db) < 0) {
+        json_decref(rule);
         db_rollback(db);
         return -1;
     }
+    json_decref(rule);
     LOG_INFO("port-forwarding rule '%s' detached", req->args[0]);
     return res_reply_inventory(req, &pf_rule_resource, req->args[0]);
 }

@@ -36,6 +36,7 @@ extern const struct resource ip_range_resource;
 extern const struct resource instance_offering_resource;
 extern const struct resource vr_offering_resource;
 extern const struct resource vm_resource;
+extern const struct resource vr_resource;
 extern const struct resource vm_nic_resource;
 extern const struct resource vip_resource;
 extern const struct resource pf_rule_resource;

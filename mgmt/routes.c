@@ -145,6 +145,10 @@ const struct api_route api_routes[] = {
       false },
     { "GET", "/vm-instances/nics/{}", res_get_handler, &vm_nic_resource,
       NULL, false },
+    { "GET", "/vm-instances/appliances/virtual-routers", res_query_handler,
+      &vr_resource, NULL, false },
+    { "GET", "/vm-instances/appliances/virtual-routers/{}", res_get_handler,
+      &vr_resource, NULL, false },
     { "POST", "/vm-instances", vm_create, &vm_resource, NULL, false },
     { "DELETE", "/vm-instances/{}", vm_destroy, &vm_resource, NULL, false },
     { "GET", "/vm-instances/{}/console-log", vmops_console, &vm_resource,
@@ -177,6 +181,6 @@ const struct resource *const res_all[] = {
     &primary_storage_resource, &backup_storage_resource, &image_resource,
     &l2_resource, &l3_resource, &ip_range_resource, &provider_resource,
     &instance_offering_resource, &vr_offering_resource, &vm_resource,
-    &vm_nic_resource, &vip_resource, &pf_rule_resource, &api_job_resource,
+    &vr_resource, &vm_nic_resource, &vip_resource, &pf_rule_resource, &api_job_resource,
     NULL,
 };

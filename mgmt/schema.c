@@ -205,6 +205,12 @@ static const char *const migrations[] = {
     "ALTER TABLE vmInstance ADD COLUMN rootVolumePath TEXT;"
     "ALTER TABLE vmInstance ADD COLUMN lastError TEXT;"
     "ALTER TABLE vmInstance ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;",
+    /* Version 4: virtual routers (issue 5). */
+    "ALTER TABLE vmInstance ADD COLUMN applianceL3NetworkUuid TEXT"
+    "  REFERENCES l3Network(uuid);"
+    "ALTER TABLE vmInstance ADD COLUMN vrStatus TEXT;"
+    "ALTER TABLE vmInstance ADD COLUMN vrGen INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX vm_appliance ON vmInstance(applianceL3NetworkUuid);",
 };
 
 int

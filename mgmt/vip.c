@@ -11,6 +11,7 @@
 #include "kvmstack/log.h"
 #include "kvmstack/util.h"
 #include "validate.h"
+#include "vrouter.h"
 
 LOG_MODULE("mgmt.vip");
 
@@ -63,11 +64,29 @@ vip_before_delete(struct db *db, json_t *row)
 {
     const char *uuid = json_string_value(json_object_get(row, "uuid"));
 
-    /* Deleting a VIP deletes its rules, as in ZStack. */
+    json_t *l3s = res_string_list(db, "SELECT DISTINCT n.l3NetworkUuid "
+                                  "FROM portForwardingRule r JOIN vmNic n ON "
+                                  "n.uuid = r.vmNicUuid WHERE r.vipUuid = ?1",
+                                  "l3NetworkUuid", uuid);
+    size_t i;
+    json_t *l3;
+
+    /* Deleting a VIP deletes its rules, as in ZStack, and takes them out
+     * of the data path before the answer. */
     if (db_exec(db, "DELETE FROM portForwardingRule WHERE vipUuid = ?1", "s",
-                uuid) < 0
-        || db_exec(db, "UPDATE vip SET usedIpUuid = NULL WHERE uuid = ?1",
-                   "s", uuid) < 0) {
+                uuid) < 0) {
+        json_decref(l3s);
+        return -1;
+    }
+    json_array_foreach(l3s, i, l3) {
+        if (vrouter_sync_l3(db, json_string_value(l3)) < 0) {
+            json_decref(l3s);
+            return -1;
+        }
+    }
+    json_decref(l3s);
+    if (db_exec(db, "UPDATE vip SET usedIpUuid = NULL WHERE uuid = ?1", "s",
+                uuid) < 0) {
         return -1;
     }
     return l3_release_ip(db, json_string_value(json_object_get(row,

@@ -59,6 +59,9 @@ static const struct field vm_fields[] = {
     { .name = "rootVolumePath", .type = FT_STR },
     { .name = "lastError", .type = FT_STR },
     { .name = "reserved", .type = FT_INT, .flags = F_HIDDEN },
+    { .name = "applianceL3NetworkUuid", .type = FT_UUID },
+    { .name = "vrStatus", .type = FT_STR },
+    { .name = "vrGen", .type = FT_INT },
     { 0 },
 };
 
@@ -317,6 +320,11 @@ vm_inventory(struct db *db, json_t *inv)
     json_object_set_new(inv, "vmNics", nics ? nics : json_array());
 }
 
+static const char *const vr_columns[] = {
+    "uuid", "name", "state", "vrStatus", "applianceL3NetworkUuid",
+    "hostUuid", NULL
+};
+
 static const char *const vm_columns[] = {
     "uuid", "name", "state", "hostname", "type", "hostUuid", NULL
 };
@@ -345,6 +353,19 @@ const struct resource vm_resource = {
     .columns = vm_columns,
     .prepare = vm_prepare,
     .after_insert = vm_after_insert,
+    .inventory = vm_inventory,
+    .actions = vm_actions,
+};
+
+/* QueryVirtualRouterVm: the ApplianceVm view of vmInstance. */
+const struct resource vr_resource = {
+    .kind = "VmInstance",
+    .label = "virtual router",
+    .table = "vmInstance",
+    .path = "vm-instances/appliances/virtual-routers",
+    .where = "type = 'ApplianceVm'",
+    .fields = vm_fields,
+    .columns = vr_columns,
     .inventory = vm_inventory,
     .actions = vm_actions,
 };

@@ -28,6 +28,7 @@
 #include "kvmstack/util.h"
 #include "res.h"
 #include "resources.h"
+#include "vrouter.h"
 
 LOG_MODULE("mgmt.vmops");
 
@@ -228,6 +229,28 @@ vm_nics(struct db *db, const char *vm)
     return nics;
 }
 
+/* Pushes the configuration of the routers of a user VM's networks after
+ * its rules or leases changed (stop revokes its rules, destroy drops its
+ * leases); failures are logged: the routers get everything again when
+ * they reconnect. */
+static void
+sync_vm_routers(struct db *db, const char *vm)
+{
+    json_t *l3s = res_string_list(db, "SELECT n.l3NetworkUuid FROM vmNic n "
+                                  "JOIN vmInstance v ON v.uuid = "
+                                  "n.vmInstanceUuid WHERE v.uuid = ?1 AND "
+                                  "v.type = 'UserVm'", "l3NetworkUuid", vm);
+    size_t i;
+    json_t *l3;
+
+    json_array_foreach(l3s, i, l3) {
+        if (vrouter_sync_l3(db, json_string_value(l3)) < 0) {
+            LOG_WARN("VM %s: %s", vm, error_last_message());
+        }
+    }
+    json_decref(l3s);
+}
+
 static void
 release_ips(struct db *db, const char *vm)
 {
@@ -303,16 +326,39 @@ vmops_start_job(struct job *job, json_t *ctx, int *status)
         job_progress(job, "root volume %s created over the cached image",
                      volume);
     }
+    if (!strcmp(jstr(vm, "type"), "UserVm")) {
+        /* The virtual router of each of its networks first: it hands out
+         * the VM's address and name by DHCP. */
+        json_t *l3s = res_string_list(db, "SELECT l3NetworkUuid FROM vmNic "
+                                      "WHERE vmInstanceUuid = ?1 ORDER BY "
+                                      "deviceId", "l3NetworkUuid", uuid);
+        size_t i;
+        json_t *l3;
+        int vrc = 0;
+
+        json_array_foreach(l3s, i, l3) {
+            if (vrc == 0 && vrouter_ensure(job, json_string_value(l3)) < 0) {
+                vrc = -1;
+            }
+        }
+        json_decref(l3s);
+        if (vrc < 0) {
+            goto fail;
+        }
+    }
     console = xasprintf("/var/log/kvmstack/vm/%s-console.log", uuid);
     r = hostmgr_call(jstr(host, "uuid"), "vm.start",
-                     json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:s}",
+                     json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:s, "
+                               "s:b}",
                                "uuid", uuid, "name", jstr(vm, "name"),
                                "cpuNum", (json_int_t) jint(vm, "cpuNum"),
                                "memorySize",
                                (json_int_t) jint(vm, "memorySize"),
                                "domainType", domain_type(host),
                                "rootVolume", volume, "nics",
-                               vm_nics(db, uuid), "consoleLog", console),
+                               vm_nics(db, uuid), "consoleLog", console,
+                               "vrChannel",
+                               !strcmp(jstr(vm, "type"), "ApplianceVm")),
                      AGENT_TIMEOUT_MS);
     if (!r) {
         goto fail;
@@ -431,6 +477,7 @@ vmops_stop_job(struct job *job, json_t *ctx, int *status)
         || db_commit(db) < 0) {
         db_rollback(db);
     }
+    sync_vm_routers(db, uuid);
     json_decref(vm);
     json_decref(host);
     return vm_reply(uuid, status);
@@ -567,6 +614,7 @@ vmops_destroy_job(struct job *job, json_t *ctx, int *status)
         return NULL;
     }
     LOG_INFO("VM %s destroyed", uuid);
+    sync_vm_routers(db, uuid);
     *status = 200;
     return json_object();
 }
@@ -654,6 +702,10 @@ vm_event(const char *host, const char *event, json_t *data)
     const char *uuid = jstr(data, "uuid");
     const char *state = jstr(data, "state");
 
+    if (event && !strcmp(event, "vr.state")) {
+        vrouter_event(host, data);
+        return;
+    }
     if (!event || strcmp(event, "vm.state") || !uuid || !state) {
         return;
     }
