@@ -49,7 +49,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 PORT ?= 5000
 RUN_DB ?= $(CURDIR)/var/kvmstack.db
 
-.PHONY: all deps run check check-unit check-api bench check-asan clean
+.PHONY: all deps run check check-unit check-api e2e bench check-asan clean
 
 all: $(BUILD)/kvmstack $(BUILD)/kvmstack-agent $(BUILD)/unit-tests
 
@@ -90,6 +90,11 @@ run: deps
 check: deps deps-ui
 	$(MAKE) all images
 	tests/run $(if $(T),--only '$(T)')
+
+# The tutorial end to end with SSH through the VIPs (also part of check).
+e2e: deps
+	$(MAKE) all images
+	tests/run --tier e2e
 
 check-unit: all
 	tests/run --tier unit
