@@ -3038,6 +3038,18 @@ static const struct field vip_port_fields[] = {
     { 0 },
 };
 
+static const struct field trust_fields[] = {
+    { .name = "sshHostKeyFingerprint", .type = FT_STR },
+    { 0 },
+};
+
+static const char *const stop_types[] = { "grace", "cold", NULL };
+
+static const struct field stop_fields[] = {
+    { .name = "type", .type = FT_STR, .choices = stop_types },
+    { 0 },
+};
+
 static const struct field pf_create_fields[] = {
     REF_FIELD("vm", "vmInstance", 0),
     { 0 },
@@ -3133,6 +3145,15 @@ static const struct cli_cmd commands[] = {
     CMD_STATE("change-host-state", host_resource, "Enable or disable a "
               "host"),
     CMD_DELETE("delete-host", NULL, host_resource, "Delete a host"),
+    { .name = "reconnect-host", .alias = "host reconnect",
+      .summary = "Drop a host's connection and connect again now",
+      .res = &host_resource, .method = "PUT", .path = "@/{uuid}/actions",
+      .send = SEND_ACTION, .action = "reconnectHost", .args = "uuid" },
+    { .name = "trust-host-key", .alias = "host trust-key",
+      .summary = "Accept a host's new SSH host key (the given fingerprint, "
+      "or the key it presents now)", .res = &host_resource,
+      .method = "PUT", .path = "@/{uuid}/actions", .send = SEND_ACTION,
+      .action = "trustHostKey", .extra = trust_fields, .args = "uuid" },
 
     { .summary = "Primary storage" },
     CMD_CREATE("add-nfs-primary-storage", NULL, primary_storage_resource,
@@ -3287,7 +3308,17 @@ static const struct cli_cmd commands[] = {
     CMD_UPDATE("update-vm-instance", vm_resource, "Rename or describe a "
                "VM"),
     CMD_VM_ACTION("start-vm-instance", "startVmInstance", "Start a VM"),
-    CMD_VM_ACTION("stop-vm-instance", "stopVmInstance", "Stop a VM"),
+    { .name = "stop-vm-instance", .alias = "vm stop",
+      .summary = "Stop a VM (--type grace: ACPI, forced after a timeout; "
+      "cold: forced at once)", .res = &vm_resource, .method = "PUT",
+      .path = "@/{uuid}/actions", .send = SEND_ACTION,
+      .action = "stopVmInstance", .extra = stop_fields, .args = "uuid" },
+    { .name = "get-vm-console-log", .alias = "vm console",
+      .summary = "Print the end of a VM's serial console log",
+      .res = &vm_resource, .method = "GET", .path = "@/{uuid}/console-log",
+      .args = "uuid" },
+    CMD_QUERY("query-virtual-router-vm", "vr list", vr_resource,
+              "Query virtual routers (ApplianceVm)"),
     CMD_VM_ACTION("reboot-vm-instance", "rebootVmInstance", "Reboot a VM"),
     { .name = "destroy-vm-instance", .alias = "vm destroy",
       .summary = "Destroy a VM (it can be recovered until expunged)",
