@@ -657,6 +657,7 @@ vm_observed(struct db *db, const char *host, const char *uuid, bool running,
 {
     json_t *vm = res_load_table(db, "vmInstance", uuid);
     const char *cur;
+    bool stopped = false;
 
     if (!vm) {
         error_reset();
@@ -689,11 +690,18 @@ vm_observed(struct db *db, const char *host, const char *uuid, bool running,
                 "NULL, lastError = ?1, lastOpDate = ?2 WHERE uuid = ?3",
                 "sis", reason, time_wall_msec(), uuid);
         LOG_INFO("VM %s: %s -> Stopped (%s)", uuid, cur, reason);
+        stopped = true;
     }
     if (db_commit(db) < 0) {
         db_rollback(db);
+        stopped = false;
     }
     json_decref(vm);
+    if (stopped) {
+        /* Its rules leave the data path (this runs on the event thread,
+         * which may call agents). */
+        sync_vm_routers(db, uuid);
+    }
 }
 
 void
