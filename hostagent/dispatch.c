@@ -14,7 +14,7 @@
 LOG_MODULE("hostagent.dispatch");
 
 static const struct agent_module *const modules[] = {
-    &facts_module, &storage_module, &net_module, &hv_module,
+    &facts_module, &storage_module, &net_module, &hv_module, &vr_module,
 };
 
 int

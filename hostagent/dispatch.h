@@ -27,6 +27,7 @@ extern const struct agent_module facts_module;
 extern const struct agent_module storage_module;
 extern const struct agent_module net_module;
 extern const struct agent_module hv_module;
+extern const struct agent_module vr_module;
 
 /* Sends one frame on stdout (thread-safe); takes ownership of 'msg'. */
 int agent_send(json_t *msg);
