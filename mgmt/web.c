@@ -41,6 +41,8 @@ struct web_asset {
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; "            \
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
+/* The embedded file for URL path 'path' ("/" and "/login" are the page),
+ * or NULL if the path is not the UI's. */
 static const struct web_asset *
 web_find(const char *path)
 {
@@ -112,6 +114,8 @@ web_etag_matches(const char *inm, const char *etag)
     return false;
 }
 
+/* Adds the caching and security headers of asset 'a', served as the
+ * representation whose ETag is 'etag', to 'resp'. */
 static void
 web_add_headers(struct MHD_Response *resp, const struct web_asset *a,
                 const char *etag)

@@ -264,6 +264,9 @@ function toast(kind, title, msg) {
             head.replaceChildren(k === 'run' ? h('span', { class: 'spinner' }) : '',
                                  k === 'run' ? ' ' : '', ti);
             body.textContent = m || '';
+            /* For scripts and tests: every notification, as it changes. */
+            document.dispatchEvent(new CustomEvent('kvmstack:notify',
+                                                   { detail: { kind: k, title: ti, message: m || '' } }));
             clearTimeout(timer);
             if (k === 'ok') {
                 timer = setTimeout(() => t.remove(), 5000);
