@@ -6,6 +6,7 @@
 --   vip  = vips[id * per + c % per]
 --   port = floor(c / per) % 65535 + 1
 -- so one thread makes per * 65535 distinct rules before it would repeat.
+-- BENCH_PROTO (TCP by default) lets a second case use UDP ports.
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 
 local vips = {}
@@ -14,6 +15,7 @@ for v in string.gmatch(os.getenv("BENCH_VIPS"), "[^,]+") do
 end
 local threads = tonumber(os.getenv("BENCH_THREADS"))
 local per = math.floor(#vips / threads)
+local proto = os.getenv("BENCH_PROTO") or "TCP"
 local headers = auth_headers({ ["Content-Type"] = "application/json" })
 local counter = 0
 
@@ -24,7 +26,8 @@ function request()
    local port = math.floor(counter / per) % 65535 + 1
    local body = string.format(
       '{"params":{"name":"bench-%d-%d","vipUuid":"%s",' ..
-      '"vipPortStart":%d,"protocolType":"TCP"}}', id, counter, vip, port)
+      '"vipPortStart":%d,"protocolType":"%s"}}', id, counter, vip, port,
+      proto)
 
    counter = counter + 1
    return wrk.format("POST", "/zstack/v1/port-forwarding", headers, body)
