@@ -122,3 +122,9 @@ clean:
 
 # The playbook benchmark against ansible-playbook: see mk/bench-playbook.mk.
 -include mk/bench-playbook.mk
+
+# kvmstack-vr, the virtual router's daemon, its tests and bench: mk/vr.mk.
+-include mk/vr.mk
+
+# Binaries that mk/ fragments add to `make all` (after their includes).
+all: $(ALL_EXTRA)

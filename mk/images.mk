@@ -22,9 +22,9 @@ IMAGES_DEPS_STAMP := $(IMAGES_DIR)/.deps-installed
 IMAGES_COMMON := images/lib.sh mk/images.mk
 GUEST_SRC := images/build-guest.sh images/guest-init images/udhcpc.script \
              $(IMAGES_COMMON)
-# The VR daemon (hostagent/vr/) goes into the VR image when it has been
-# built (build/kvmstack-vr); the image is rebuilt when the binary changes.
-VR_BIN    := $(wildcard $(BUILD)/kvmstack-vr)
+# The VR daemon (hostagent/vr/, built by mk/vr.mk) goes into the VR image;
+# the image is rebuilt when the binary changes.
+VR_BIN    := $(BUILD)/kvmstack-vr
 VR_SRC    := images/build-vr.sh images/vr-init $(IMAGES_COMMON) $(VR_BIN)
 
 .PHONY: images images-deps images-clean check-images

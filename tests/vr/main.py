@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""main.py: the vr tier: kvmstack-vr (hostagent/vr/) for real, in network
+namespaces that the tests create and remove (tests/vr/vrlib.py), as root.
+Runs every tests/vr/test_*.py and prints their TAP as one stream,
+renumbered, with the plan at the end.  tests/run runs it as tier "vr".
+
+    python3 tests/vr/main.py [--only GLOB] [--list]
+
+Each file is one case named after it without 'test_' ('dataplane' for
+test_dataplane.py): --list prints the names, --only runs the files whose
+name matches GLOB.  A file that exits non-zero without a failing result
+counts as one failure.  Needs build/kvmstack-vr ($KVMSTACK_BUILD), nft,
+dnsmasq, busybox (udhcpc) and root; without root every case is skipped.
+"""
+
+import argparse
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from vrlib import vr_binary  # noqa: E402
+
+RESULT = re.compile(r'^(not ok|ok)\b\s*(\d+)?\s*(?:-\s*)?(.*)$')
+PLAN = re.compile(r'^1\.\.\d+')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--only')
+    ap.add_argument('--list', action='store_true')
+    args = ap.parse_args()
+    files = sorted(HERE.glob('test_*.py'))
+    names = [f.stem[len('test_'):] for f in files]
+    if args.list:
+        print('\n'.join(names))
+        return 0
+    if args.only:
+        head = args.only.split(':', 1)[0].strip()
+        if head.startswith('vr/'):
+            head = head[3:]
+        keep = [(f, n) for f, n in zip(files, names)
+                if fnmatch.fnmatchcase(n, head)]
+    else:
+        keep = list(zip(files, names))
+    if os.geteuid() != 0:
+        print('1..0 # SKIP the vr tier needs root (network namespaces)')
+        return 0
+    if not os.access(vr_binary(), os.X_OK):
+        print('not ok 1 - %s missing (make)' % vr_binary())
+        print('1..1')
+        return 1
+    n = 0
+    failed = 0
+    for f, name in keep:
+        print('# %s' % f.name, flush=True)
+        proc = subprocess.Popen([sys.executable, str(f)],
+                                stdout=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        file_failed = 0
+        for line in proc.stdout:
+            line = line.rstrip('\n')
+            m = RESULT.match(line)
+            if m:
+                n += 1
+                if m.group(1) == 'not ok':
+                    file_failed += 1
+                print('%s %d - %s: %s' % (m.group(1), n, name, m.group(3)),
+                      flush=True)
+            elif PLAN.match(line):
+                continue
+            else:
+                print(line, flush=True)
+        rc = proc.wait()
+        if rc != 0 and not file_failed:
+            n += 1
+            file_failed += 1
+            print('not ok %d - %s exited with status %d' % (n, f.name, rc),
+                  flush=True)
+        failed += file_failed
+    print('1..%d' % n, flush=True)
+    return 1 if failed or n == 0 else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
