@@ -457,6 +457,14 @@ step('the server serves the page: types, ETag/304, gzip, CSP, no other origin', 
     for (const p of ['/app.css', '/index.html']) {
         assert(!/https?:\/\/|@import/.test((await http('GET', p)).data), p + ' names another origin');
     }
+    for (const [ae, want] of [['gzip, deflate', 'gzip'], ['br;q=1, gzip;q=0', null], ['identity', null],
+                              ['*', 'gzip']]) {
+        const g = await fetch(base + '/app.js', { headers: { 'Accept-Encoding': ae } });
+
+        assert(g.headers.get('content-encoding') === want && g.headers.get('vary') === 'Accept-Encoding',
+               'Accept-Encoding ' + ae + ': Content-Encoding ' + g.headers.get('content-encoding'));
+        assert((await g.text()) === js.data, 'app.js differs with Accept-Encoding ' + ae);
+    }
     const post = await fetch(base + '/', { method: 'POST' });
 
     assert(post.status === 405, 'POST / -> ' + post.status);
