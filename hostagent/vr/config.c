@@ -517,6 +517,17 @@ vr_config_parse__(json_t *json, struct vr_config *cfg)
         if (vr_parse_dhcp(dhcp, cfg->dhcp) < 0) {
             return NULL;
         }
+        for (n = 0; n < (long) cfg->n_ifaces; n++) {
+            if (cfg->ifaces[n].role == VR_ROLE_PRIVATE) {
+                break;
+            }
+        }
+        if (n == (long) cfg->n_ifaces) {
+            error_report_field(PROBLEM_INVALID_ARGUMENT, "dhcp",
+                               "DHCP needs an interface with role "
+                               "\"private\"");
+            return NULL;
+        }
     }
 
     n = vr_array_size(rules, "portForwarding");

@@ -3,6 +3,9 @@
  *   kvmstack-vr [--port PATH] [--run-dir DIR]    (default: the port
  *       /dev/virtio-ports/org.kvmstack.vr.0, how images/vr-init runs it)
  *   kvmstack-vr --stdio [--run-dir DIR]          (tests: stdin/stdout)
+ *   kvmstack-vr --render-nft FILE                (prints the nft batch that
+ *       a first vr.apply of configuration FILE ("-": stdin) would run; the
+ *       NICs are named if0, if1... in configuration order)
  *   kvmstack-vr --version
  *
  * It speaks the agent protocol (include/kvmstack/proto.h, "Virtual
@@ -22,10 +25,16 @@
  * next apply of the same configuration.
  *
  * The virtio-serial port can be open while no host side is connected:
- * the guest kernel then reports POLLHUP and reads return 0.  The loop
- * treats that as "disconnected", polls until the host side connects, and
- * sends init again on every (re)connection, because the agent relays that
- * as "vr.state Connected" and mgmt then pushes the whole configuration.
+ * the guest kernel then reports POLLIN|POLLHUP (POLLIN because a read
+ * returns 0 at once) and writes fail with EAGAIN.  The loop treats POLLHUP
+ * as "disconnected" (whatever else is set), looks again every 100 ms, and
+ * counts the host side as connected when the port polls without POLLHUP
+ * (it turns POLLOUT at once); it sends init on every (re)connection,
+ * because the agent relays that as "vr.state Connected" and mgmt then
+ * pushes the whole configuration.  A host side that closes and
+ * reconnects at once can go unseen (no POLLHUP between two polls; seen
+ * under QEMU 7.2 / Linux 6.1): the agent's probe ping, a second after a
+ * connection without init, is answered like any ping and covers that.
  * A port that cannot be opened (not there yet) is retried every second. */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +67,11 @@ LOG_MODULE("vr.main");
 #define VR_MAX_FRAME (256 * 1024 * 1024)
 
 #define VR_WRITE_TIMEOUT_MS 30000
+
+/* Poll timeout on the port; the guest kernel wakes a poller when the host
+ * side connects (POLLOUT) or goes (POLLHUP), so this only paces
+ * dhcp_tick(). */
+#define VR_PORT_POLL_MS 1000
 
 /* The daemon's state. */
 struct vr {
@@ -138,7 +152,8 @@ vr_send(struct vr_chan *ch, json_t *msg)
     int rc = vr_write_all(ch, frame, strlen(frame));
 
     if (rc < 0) {
-        LOG_WARN("cannot send a frame: %s", strerror(errno));
+        LOG_INFO("cannot send a frame (%s): the host side is gone",
+                 strerror(errno));
     } else {
         LOG_DBG("-> %.500s", frame);
     }
@@ -387,14 +402,17 @@ vr_run_port(struct vr *vr, struct vr_chan *ch)
             ch->in_fd = ch->out_fd = fd;
             ch->connected = false;
         }
+        /* While disconnected, POLLOUT too: the port turns writable the
+         * moment the host side connects (no data needs to come first). */
         p.fd = ch->in_fd;
-        p.events = POLLIN;
+        p.events = ch->connected ? POLLIN : POLLIN | POLLOUT;
         p.revents = 0;
-        n = poll(&p, 1, 1000);
+        n = poll(&p, 1, VR_PORT_POLL_MS);
         dhcp_tick(vr->dhcp);
         if (n < 0) {
             continue;
         }
+        LOG_DBG("%s: poll revents %#x", ch->path, (unsigned) p.revents);
         if (p.revents & (POLLERR | POLLNVAL)) {
             LOG_WARN("%s failed; reopening", ch->path);
             close(ch->in_fd);
@@ -403,7 +421,9 @@ vr_run_port(struct vr *vr, struct vr_chan *ch)
             sleep(1);
             continue;
         }
-        if ((p.revents & POLLHUP) && !(p.revents & POLLIN)) {
+        /* No host side: POLLHUP, with POLLIN too (a read would return 0).
+         * Bytes still buffered belong to the connection that went. */
+        if (p.revents & POLLHUP) {
             vr_disconnected(ch);
             usleep(100000);
             continue;
@@ -456,10 +476,48 @@ vr_run_stdio(struct vr *vr, struct vr_chan *ch)
     return 0;
 }
 
+/* --render-nft: prints the full batch for the configuration in 'path'. */
+static int
+vr_render(const char *path)
+{
+    json_error_t jerr;
+    json_t *json = !strcmp(path, "-")
+                   ? json_loadf(stdin, 0, &jerr)
+                   : json_load_file(path, 0, &jerr);
+    struct vr_config *cfg;
+    char *text;
+
+    if (!json) {
+        fprintf(stderr, "kvmstack-vr: %s: %s (line %d)\n", path, jerr.text,
+                jerr.line);
+        return 1;
+    }
+    cfg = vr_config_parse(json);
+    json_decref(json);
+    if (!cfg) {
+        fprintf(stderr, "kvmstack-vr: %s: %s\n", path, error_last_message());
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->n_ifaces; i++) {
+        snprintf(cfg->ifaces[i].ifname, sizeof cfg->ifaces[i].ifname,
+                 "if%u", (unsigned) (i % 1000));
+    }
+    text = fw_render_full(FW_TABLE, cfg);
+    vr_config_free(cfg);
+    if (!text) {
+        fprintf(stderr, "kvmstack-vr: %s: %s\n", path, error_last_message());
+        return 1;
+    }
+    fputs(text, stdout);
+    free(text);
+    return 0;
+}
+
 static void
 vr_usage(FILE *f)
 {
     fprintf(f, "usage: kvmstack-vr [--port PATH | --stdio] [--run-dir DIR]"
+            "\n       kvmstack-vr --render-nft FILE"
             "\n       kvmstack-vr --version\n");
 }
 
@@ -480,6 +538,8 @@ main(int argc, char **argv)
             printf("kvmstack-vr %s (protocol %d)\n", KVMSTACK_VERSION,
                    PROTO_VERSION);
             return 0;
+        } else if (!strcmp(argv[i], "--render-nft") && i + 1 < argc) {
+            return vr_render(argv[i + 1]);
         } else if (!strcmp(argv[i], "--stdio")) {
             stdio = true;
         } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {

@@ -110,6 +110,25 @@ def run(t):
             'invalid-argument', 'allowedCidr /33',
             'portForwarding[0].allowedCidr')
 
+    cfg = base_config(1, [good], dhcp={'subnet': '10.0.0.0/24',
+                                       'gateway': '10.0.0.1', 'hosts': []})
+    cfg['interfaces'] = cfg['interfaces'][:1]
+    refused(t, vr, cfg, 'invalid-argument', 'DHCP without a private '
+            'interface', 'dhcp')
+
+    full = base_config(1, [good, rule('r2', '198.51.100.11', 'udp',
+                                      [1000, 1010], BACKEND1, [2000, 2010],
+                                      '198.51.100.0/24')])
+    p = subprocess.run([vr_binary(), '--render-nft', '-'],
+                       input=json.dumps(full), capture_output=True,
+                       text=True)
+    chk = sh('nft', '-c', '-f', '-', ns=t.router, input=p.stdout,
+             check=False)
+    ok(p.returncode == 0 and 'table ip kvmstack_vr {' in p.stdout
+       and chk.returncode == 0 and no_table(t),
+       '--render-nft prints the full batch, and `nft -c` (this nft, this '
+       'kernel) accepts it', p.stdout + p.stderr + chk.stderr)
+
     reply, _ = vr.call('vr.apply', {'uuid': 'f' * 32,
                                     'config': base_config(3, [good])})
     ok(reply.get('result', {}).get('gen') == 3,

@@ -268,6 +268,22 @@ class Topology:
                 except (ProcessLookupError, ValueError):
                     pass
         self.destroy_namespaces()
+        # kvmstack-vr's log (and dnsmasq's) outlive the run in
+        # tests/artifacts/vr-<prefix without its pid>*.log.
+        art = REPO / 'tests' / 'artifacts'
+        label = self.prefix.rstrip('0123456789')
+        for src, name in ((os.path.join(self.tmp, 'kvmstack-vr.log'), ''),
+                          (os.path.join(self.run_dir, 'dnsmasq.log'),
+                           '-dnsmasq')):
+            if os.path.exists(src):
+                try:
+                    art.mkdir(parents=True, exist_ok=True)
+                    with open(src, 'rb') as f:
+                        data = f.read()
+                    (art / ('vr-%s%s.log' % (label, name))) \
+                        .write_bytes(data)
+                except OSError:
+                    pass
         subprocess.run(['rm', '-rf', self.tmp])
 
     def __enter__(self):
