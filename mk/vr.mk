@@ -8,14 +8,17 @@
 #   make bench-vr               tests/bench/vr-bench.sh alone (root)
 
 # Debian packages to build it: libnftables (nft transactions),
-# libnetfilter-conntrack (conntrack flush), libnl-route (addresses).
+# libnetfilter-conntrack (conntrack flush), libnl-route (addresses; the
+# agent's DEB_BUILD has it too).
 DEB_VR := libnftables-dev libnetfilter-conntrack-dev libnl-3-dev \
           libnl-route-3-dev
-# ... and to test and benchmark it (busybox udhcpc is the DHCP client).
-DEB_VR_TEST := nftables dnsmasq-base busybox-static iptables python3 \
-               iproute2
-DEB_BUILD += $(DEB_VR)
-DEB_TEST += $(DEB_VR_TEST)
+# ... and to test and benchmark it: nft, dnsmasq, busybox (udhcpc in
+# tests/vr), iptables (iptables-legacy in the benchmark), qemu (the
+# appliance boot test), iproute2.
+DEB_VR_TEST := nftables dnsmasq-base busybox-static iptables iproute2 \
+               qemu-system-x86 qemu-utils
+DEB_BUILD += $(filter-out $(DEB_BUILD),$(DEB_VR))
+DEB_TEST += $(filter-out $(DEB_TEST),$(DEB_VR_TEST))
 
 VR_PKGS := libnftables libnetfilter_conntrack libnl-3.0 libnl-route-3.0 \
            jansson libcrypto
@@ -42,3 +45,4 @@ check-vr: $(BUILD)/kvmstack-vr
 
 bench-vr: $(BUILD)/kvmstack-vr $(BUILD)/vr-connect
 	tests/bench/vr-bench.sh
+$(DEPS_STAMP): mk/vr.mk

@@ -588,7 +588,9 @@ main(int argc, char **argv)
         ch.in_fd = ch.out_fd = -1;
         ch.is_port = true;
         ch.path = port;
-        printf("VR-READY kvmstack-vr %s port=%s\n", KVMSTACK_VERSION, port);
+        /* On a line of its own: the console shell's prompt may be there. */
+        printf("\nVR-READY kvmstack-vr %s port=%s\n", KVMSTACK_VERSION,
+               port);
         fflush(stdout);
         rc = vr_run_port(&vr, &ch);
     }
