@@ -62,6 +62,11 @@ dropbearkey -y -f "$HOSTKEY" | awk -v c="root@$NAME" '/^ssh-/ {print $1, $2, c}'
     > "$WORK/hostkey.pub"
 [ -s "$WORK/hostkey.pub" ] || die "cannot read the public part of $HOSTKEY"
 
+# a UDP echo service on port 5000 (busybox's nc has no UDP mode), so tests
+# can check UDP port forwarding both ways
+gcc -static -Os -o "$G/sbin/udp-echo" "$(dirname "$0")/udp-echo.c" \
+    || die "cannot build udp-echo"
+
 # root / password (fixed salt: same hash on every build)
 echo 'root:x:0:0:root:/root:/bin/sh' > "$G/etc/passwd"
 echo "root:$(openssl passwd -6 -salt kvmstackguest "$GUEST_PASSWORD"):19000:0:99999:7:::" \

@@ -21,6 +21,7 @@ IMAGES_DEPS_STAMP := $(IMAGES_DIR)/.deps-installed
 
 IMAGES_COMMON := images/lib.sh mk/images.mk
 GUEST_SRC := images/build-guest.sh images/guest-init images/udhcpc.script \
+             images/udp-echo.c \
              $(IMAGES_COMMON)
 # The VR daemon (hostagent/vr/, built by mk/vr.mk) goes into the VR image;
 # the image is rebuilt when the binary changes.
