@@ -69,16 +69,127 @@ class EnvSkip(Exception):
     version that bootstraps hosts over SSH); reported as SKIP."""
 
 
-# An SSH test host for add-kvm-host / add-sftp-backup-storage, for versions
-# of kvmstack that bootstrap them over SSH (the same variables as
-# tests/cli/tutorial.sh).  Without it the tutorial's 192.168.0.212 is used.
+# The real KVM test host that tests/run borrows from tests/bed for the api
+# and cli tiers (the same variables as tests/cli/tutorial.sh):
+#   KVMSTACK_TEST_HOST_IP, KVMSTACK_TEST_HOST_PASSWORD  its SSH address and
+#       root password (AddKVMHost, AddSftpBackupStorage);
+#   KVMSTACK_TEST_IMAGE_URL  a file:// URL of build/images/test-guest.qcow2,
+#       the tutorial's ttylinux (the bed host shares the machine's files);
+#   KVMSTACK_TEST_PUBLIC_IF  the host's spare interface for the public
+#       NoVlan L2 (a veth whose peer is in the same host);
+#   KVMSTACK_TEST_NFS_STANDIN  the folder whose usr/local/zstack/nfs_root
+#       the host's agent bind-mounts instead of the NFS export (its
+#       agent.conf nfs_mount_command): this kernel has no NFS client;
+#   KVMSTACK_TEST_HOST_PID  the PID of the host's init, to look inside the
+#       host (nsenter) for what the API says it did.
+# Nothing else is ever contacted: without a test host the steps that need
+# one skip (tests/run as root always gives one, or fails).
 TEST_HOST_IP = os.environ.get("KVMSTACK_TEST_HOST_IP") or None
 TEST_HOST_PASSWORD = os.environ.get("KVMSTACK_TEST_HOST_PASSWORD") or None
+TEST_IMAGE_URL = os.environ.get("KVMSTACK_TEST_IMAGE_URL") or None
+TEST_PUBLIC_IF = os.environ.get("KVMSTACK_TEST_PUBLIC_IF") or None
+TEST_NFS_STANDIN = os.environ.get("KVMSTACK_TEST_NFS_STANDIN") or None
+TEST_HOST_PID = os.environ.get("KVMSTACK_TEST_HOST_PID") or None
+
+# The tutorial's NFS url: only ever handed to the agent's NFS stand-in.
+NFS_URL = "192.168.0.212:/usr/local/zstack/nfs_root"
+NFS_EXPORT = "/usr/local/zstack/nfs_root"
+
+# Every server of the api tier (and the cli tier's): VMs under TCG (nested
+# KVM hangs on this machine) and a short host ping, so that a lost agent
+# shows within seconds.
+SERVER_ARGS = ["--vm-domain-type", "qemu", "--host-ping-interval", "1000"]
 
 
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
+
+
+def need_test_host():
+    """(ip, password) of the test host; EnvSkip without one."""
+    if not TEST_HOST_IP or not TEST_HOST_PASSWORD:
+        raise EnvSkip("no test host (KVMSTACK_TEST_HOST_IP and "
+                      "KVMSTACK_TEST_HOST_PASSWORD; tests/run as root "
+                      "borrows one from tests/bed)")
+    return TEST_HOST_IP, TEST_HOST_PASSWORD
+
+
+def need_public_if():
+    if not TEST_PUBLIC_IF:
+        raise Fail("KVMSTACK_TEST_PUBLIC_IF is not set: the test host needs "
+                   "a spare interface for the public NoVlan L2 (tests/run "
+                   "makes data0)")
+    return TEST_PUBLIC_IF
+
+
+class Image:
+    """A local qcow2 file registered with AddImage through a file:// URL:
+    .url, .path, .sha256 (from its .sha256 file), .size."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.url = "file://" + str(self.path)
+        if not self.path.is_file():
+            msg = ("%s is missing: run make images (make check does)"
+                   % self.path)
+            if os.geteuid() == 0:
+                raise Fail(msg)
+            raise EnvSkip(msg)
+        sums = self.path.with_name(self.path.name + ".sha256")
+        check(sums.is_file(), "%s is missing: run make images" % sums)
+        self.sha256 = sums.read_text().split()[0]
+        self.size = self.path.stat().st_size
+
+
+def test_image():
+    """The tutorial's ttylinux: KVMSTACK_TEST_IMAGE_URL, by default
+    build/images/test-guest.qcow2 (make images)."""
+    url = TEST_IMAGE_URL or "file://%s" % (build_dir() / "images"
+                                           / "test-guest.qcow2")
+    check(url.startswith("file:///"), "KVMSTACK_TEST_IMAGE_URL %r is not a "
+          "file:// URL: the tests download nothing from outside" % url)
+    return Image(url[len("file://"):])
+
+
+def vr_image():
+    """The tutorial's VIRTUAL-ROUTER image: build/images/kvmstack-vr.qcow2
+    (issue 5's appliance) when it was built, else the test image."""
+    vr = build_dir() / "images" / "kvmstack-vr.qcow2"
+    if vr.is_file():
+        return Image(vr)
+    return test_image()
+
+
+def host_run(cmd, check_rc=True, timeout=30):
+    """Runs the shell command 'cmd' inside the test host (its mount, UTS,
+    net and PID namespaces, as tests/bed's Host.run does); None when the
+    host cannot be entered from here (no KVMSTACK_TEST_HOST_PID)."""
+    if not TEST_HOST_PID:
+        return None
+    r = subprocess.run(["nsenter", "-t", TEST_HOST_PID, "-m", "-u", "-n",
+                        "-p", "--", "/bin/sh", "-c", cmd],
+                       capture_output=True, text=True, timeout=timeout,
+                       cwd="/", env={"PATH": "/usr/local/sbin:/usr/local/bin:"
+                                     "/usr/sbin:/usr/bin:/sbin:/bin",
+                                     "LANG": "C.UTF-8", "HOME": "/root"})
+    if check_rc and r.returncode != 0:
+        raise Fail("in the test host: %r exited %d: %s" % (
+            cmd, r.returncode, (r.stderr or r.stdout).strip()[-500:]))
+    return r
+
+
+def host_domains(state=None):
+    """Names (VM uuids) of the libvirt domains on the test host, all or
+    only those in 'state' ('running'); None when the host cannot be
+    entered from here."""
+    r = host_run("virsh list --name " + ("--state-%s" % state if state
+                                        else "--all"), check_rc=False)
+    if r is None:
+        return None
+    check(r.returncode == 0, "virsh list in the test host failed: %s"
+          % r.stderr.strip())
+    return [n.strip() for n in r.stdout.splitlines() if n.strip()]
 
 
 # ---------------------------------------------------------------- servers
@@ -355,7 +466,7 @@ class Client:
         expect(r, status)
         return r.inv
 
-    def job(self, path, params, timeout=20.0):
+    def job(self, path, params, timeout=60.0):
         """POSTs an API job (202 + location) and polls the location until
         it is done; returns the final Resp."""
         r = self.post(path, params)
@@ -384,7 +495,17 @@ class Client:
                    j.error.get("details")))
         return j
 
-    def wait_job(self, loc, timeout=20.0):
+    def delete_job(self, path, timeout=60.0):
+        """DELETE that is an API job (202 + location): waits for it and
+        returns the final Resp."""
+        r = self.delete(path)
+        expect(r, 202)
+        loc = (r.body or {}).get("location")
+        check(loc and "/api-jobs/" in loc, "202 without a job location: %r"
+              % r)
+        return self.wait_job(loc, timeout)
+
+    def wait_job(self, loc, timeout=60.0):
         deadline = time.monotonic() + timeout
         while True:
             j = self.get(loc)
@@ -427,9 +548,12 @@ def expect(resp, status, field=None, mention=()):
 
 # ---------------------------------------------------------------- sqlite
 
-def db_dump(path, ignore=("session", "apiJob")):
+def db_dump(path, ignore=("session", "apiJob"), blank=None):
     """Every table's rows (sorted) of the SQLite file at 'path', read
-    through a read-only connection."""
+    through a read-only connection.  'blank' maps a table to the columns
+    whose values are left out (replaced by '*'): state that is refreshed
+    on its own, e.g. a host's connection status."""
+    blank = blank or {}
     con = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(path),
                           uri=True, timeout=30)
     try:
@@ -441,8 +565,12 @@ def db_dump(path, ignore=("session", "apiJob")):
         for t in tables:
             if t in ignore:
                 continue
-            rows = con.execute('SELECT * FROM "%s"' % t.replace('"', '""'))
-            out[t] = sorted(rows.fetchall(), key=repr)
+            cur = con.execute('SELECT * FROM "%s"' % t.replace('"', '""'))
+            cols = [d[0] for d in cur.description]
+            drop = {i for i, c in enumerate(cols) if c in blank.get(t, ())}
+            rows = [tuple("*" if i in drop else v for i, v in enumerate(r))
+                    for r in cur.fetchall()]
+            out[t] = sorted(rows, key=repr)
         return out
     finally:
         con.close()
@@ -619,7 +747,7 @@ class Env:
 
     def main(self):
         if self._main is None:
-            self._main = Server("api-main").start()
+            self._main = Server("api-main", args=SERVER_ARGS).start()
         if self._main not in self.active:
             self.active.insert(0, self._main)
         return self._main

@@ -5,7 +5,8 @@ as it was (full dump of every table but session and apiJob, before and
 after)."""
 
 from harness import (TEST_HOST_IP, TEST_HOST_PASSWORD, EnvSkip, case,
-                     check, db_dump, dump_diff, expect, rand_uuid)
+                     check, db_dump, dump_diff, expect, rand_uuid,
+                     test_image, vr_image)
 
 BIG = 1024 * 1024
 
@@ -14,7 +15,10 @@ def setup(c, shared):
     """The resources the table refers to; own names, own zone.  The host
     and the backup storage (and so the images and VMs) are optional: a
     version that bootstraps them over SSH cannot add them without a test
-    host; F["missing"] then says why, and the rows that need them skip."""
+    host; F["missing"] then says why, and the rows that need them skip.
+    The images are real downloads of the local test images (file://) onto
+    a folder of the test host's private /backupStorage; the VMs are
+    JustCreate records (Stopped: no guest runs for this case)."""
     F = {"missing": {}}
     F["zone"] = c.create("/zones", {"name": "BI-ZONE"})["uuid"]
     F["cluster"] = c.create("/clusters", {
@@ -40,7 +44,8 @@ def setup(c, shared):
             F["host"], F["missing"]["host"] = None, str(e)
             F["host_ip"], F["host_name"] = "127.0.0.21", "BI-HOST"
             F["host_cluster"] = F["cluster"]
-    bs = {"name": "BI-BS", "url": "/bi-bs", "hostname": "127.0.0.22",
+    bs = {"name": "BI-BS", "url": "/backupStorage/bi-bs",
+          "hostname": "127.0.0.22",
           "sshPort": 1, "password": "bi-bs-password"}
     if TEST_HOST_IP:
         bs.update(hostname=TEST_HOST_IP, password=TEST_HOST_PASSWORD)
@@ -54,14 +59,17 @@ def setup(c, shared):
         for k in ("bs", "image", "vm"):
             F["missing"][k] = "needs a backup storage: %s" % e
     if F["bs"]:
-        F["image"] = c.create("/images", {
-            "name": "BI-IMAGE", "format": "qcow2",
-            "url": "http://example.com/bi.qcow2",
-            "backupStorageUuids": [F["bs"]]})["uuid"]
-        F["sys_image"] = c.create("/images", {
-            "name": "BI-SYS-IMAGE", "format": "qcow2", "system": True,
-            "url": "http://example.com/vr.qcow2",
-            "backupStorageUuids": [F["bs"]]})["uuid"]
+        for key, name, f, system in (("image", "BI-IMAGE", test_image(),
+                                      False),
+                                     ("sys_image", "BI-SYS-IMAGE",
+                                      vr_image(), True)):
+            j = c.job("/images", {"name": name, "format": "qcow2",
+                                  "url": f.url, "system": system,
+                                  "backupStorageUuids": [F["bs"]]},
+                      timeout=120)
+            expect(j, 200)
+            check(j.inv["status"] == "Ready", "image %s: %r" % (name, j))
+            F[key] = j.inv["uuid"]
     else:
         F["image"] = F["sys_image"] = rand_uuid()
     F["offering"] = c.create("/instance-offerings", {
@@ -124,8 +132,9 @@ def setup(c, shared):
     F["cluster2"] = c.create("/clusters", {
         "name": "BI-CLUSTER2", "zoneUuid": F["zone2"],
         "hypervisorType": "KVM"})["uuid"]
-    expect(c.post("/l2-networks/%s/clusters/%s" % (F["l2_pub"],
-                                                   F["cluster"])), 200)
+    # A job (bridges on the cluster's Connected hosts: it has none).
+    expect(c.job("/l2-networks/%s/clusters/%s" % (F["l2_pub"],
+                                                  F["cluster"]), {}), 200)
     pf = {"name": "BI-PF", "vipUuid": F["vip"], "vipPortStart": 80,
           "protocolType": "TCP"}
     if F["vm_nic"]:
@@ -352,7 +361,7 @@ def table(F):
         ("NFS url with '..'", "POST", "/primary-storage/nfs",
          P(d(ps, url="192.168.0.212:/srv/../etc")), 400, "url"),
         ("SFTP url pointing into /sys", "POST", "/backup-storage/sftp",
-         P({"name": "BI-BS-X", "url": "/sys/kernel", "hostname": "10.0.0.9",
+         P({"name": "BI-BS-X", "url": "/sys/kernel", "hostname": "127.0.0.9",
             "password": "x"}), 400, "url"),
         ("VM on a system L3", "POST", "/vm-instances",
          P(d(vm, l3NetworkUuids=[F["l3_sys"]])), 400, "l3NetworkUuids"),
@@ -424,15 +433,15 @@ def table(F):
          400, None, ("zone",)),
         ("ISO media type with qcow2 format", "POST", "/images",
          P({"name": "BI-IMG-X", "format": "qcow2", "mediaType": "ISO",
-            "url": "http://example.com/x.iso",
+            "url": "http://127.0.0.1:9/x.iso",
             "backupStorageUuids": [F["bs"]]}), 400, "format"),
         ("image url with a bad scheme", "POST", "/images",
          P({"name": "BI-IMG-X", "format": "qcow2",
-            "url": "ftp://example.com/x.qcow2",
+            "url": "ftp://127.0.0.1:9/x.qcow2",
             "backupStorageUuids": [F["bs"]]}), 400, "url"),
         ("image on no backup storage", "POST", "/images",
          P({"name": "BI-IMG-X", "format": "qcow2",
-            "url": "http://example.com/x.qcow2",
+            "url": "http://127.0.0.1:9/x.qcow2",
             "backupStorageUuids": []}), 400, "backupStorageUuids"),
         ("memorySize below 16 MiB", "POST", "/instance-offerings",
          P(d(io, memorySize=1024)), 400, "memorySize"),

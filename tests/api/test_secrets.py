@@ -5,7 +5,7 @@ the raw bytes are searched after successful and refused adds."""
 import os
 import secrets
 
-from harness import case, check, expect
+from harness import TEST_HOST_PASSWORD, case, check, expect
 
 
 @case("secrets", order=50)
@@ -14,10 +14,12 @@ def secrets_case(t):
     c = srv.login()
     pw = {k: "%s-%s" % (k, secrets.token_hex(12))
           for k in ("host", "bs", "host-refused", "bs-refused", "host-dup")}
-    # The fixed passwords of the other cases, when they ran before.
-    pw.update({"tutorial": "tutorial-root-password",
-               "bad-input host": "bi-host-password",
+    # The passwords of the other cases, when they ran before.
+    pw.update({"bad-input host": "bi-host-password",
                "bad-input storage": "bi-bs-password"})
+    if TEST_HOST_PASSWORD:
+        # The tutorial's HOST1 and BACKUP-STORAGE1 (the test host).
+        pw["test host"] = TEST_HOST_PASSWORD
 
     with t.step("add a KVM host and an SFTP backup storage with passwords"):
         zone = c.create("/zones", {"name": "SEC-ZONE"})["uuid"]

@@ -6,7 +6,8 @@ import hashlib
 import socket
 import time
 
-from harness import Client, Server, case, check, expect, rand_uuid
+from harness import (SERVER_ARGS, Client, Server, case, check, expect,
+                     rand_uuid)
 
 
 def can_bind(ip):
@@ -48,7 +49,7 @@ def sessions(t):
             "accountName": "admin", "password": srv.password, "x": 1}}),
             400, field="x")
 
-    acct = Server("api-account")
+    acct = Server("api-account", args=SERVER_ARGS)
     t.env.active.append(acct)
     try:
         with t.step("updateAccount: the old password is checked, the new "
@@ -77,7 +78,8 @@ def sessions(t):
         acct.stop()
         t.env.active.remove(acct)
 
-    other = Server("api-sessions", args=["--session-timeout", "1"])
+    other = Server("api-sessions",
+                   args=SERVER_ARGS + ["--session-timeout", "1"])
     t.env.active.append(other)
     try:
         with t.step("start a server with --session-timeout 1"):
