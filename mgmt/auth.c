@@ -143,9 +143,10 @@ auth_bootstrap_admin(void)
     uuid_generate_hex(uuid);
     if (db_begin(db) < 0
         || db_exec(db, "INSERT INTO account (uuid, name, description, "
-                   "createDate, lastOpDate, type, passwordHash) VALUES "
-                   "(?1, 'admin', 'the administrator', ?2, ?2, "
-                   "'SystemAdmin', ?3)", "sis", uuid, now, hash) < 0
+                   "createDate, lastOpDate, type, passwordHash, "
+                   "passwordChangeRequired) VALUES (?1, 'admin', 'the "
+                   "administrator', ?2, ?2, 'SystemAdmin', ?3, ?4)", "sisb",
+                   uuid, now, hash, !(env && *env)) < 0
         || db_commit(db) < 0) {
         db_rollback(db);
         free(hash);
@@ -268,8 +269,10 @@ auth_login(struct api_req *req)
     int64_t expires;
     sqlite3_stmt *stmt;
     bool ok = false;
+    bool change_required = false;
     const char *k;
     json_t *v;
+    json_t *inv;
 
     if (!params || !json_is_object(params)) {
         error_report_field(PROBLEM_INVALID_ARGUMENT, "logInByAccount",
@@ -311,14 +314,15 @@ auth_login(struct api_req *req)
                      (long long) (locked + 999) / 1000);
         return -1;
     }
-    stmt = db_stmt(db, "SELECT uuid, passwordHash FROM account "
-                   "WHERE name = ?1", "s", key_name);
+    stmt = db_stmt(db, "SELECT uuid, passwordHash, passwordChangeRequired "
+                   "FROM account WHERE name = ?1", "s", key_name);
     if (!stmt) {
         return -1;
     }
     if (db_step(stmt) == 1) {
         snprintf(account, sizeof account, "%s", db_col_str(stmt, 0));
         hash = xstrdup(db_col_str(stmt, 1));
+        change_required = db_col_int(stmt, 2) != 0;
     }
     db_done(stmt);
     if (hash) {
@@ -346,9 +350,11 @@ auth_login(struct api_req *req)
         || db_commit(db) < 0) {
         return -1;
     }
-    return api_reply(req, 200, json_pack("{s:o}", "inventory",
-                                         session_inventory(session, account,
-                                                           expires, now)));
+    inv = session_inventory(session, account, expires, now);
+    /* The generated first password must be changed (the UI asks). */
+    json_object_set_new(inv, "passwordChangeRequired",
+                        json_boolean(change_required));
+    return api_reply(req, 200, json_pack("{s:o}", "inventory", inv));
 }
 
 int
@@ -430,13 +436,17 @@ static json_t *
 account_inventory(struct db *db, const char *uuid)
 {
     sqlite3_stmt *stmt = db_stmt(db, "SELECT uuid, name, description, type,"
-                                 " createDate, lastOpDate FROM account "
+                                 " createDate, lastOpDate, "
+                                 "passwordChangeRequired FROM account "
                                  "WHERE uuid = ?1", "s", uuid);
     json_t *inv = NULL;
 
     if (stmt && db_step(stmt) == 1) {
         inv = db_row_json(stmt);
         res_format_dates(inv);
+        json_object_set_new(inv, "passwordChangeRequired",
+                            json_boolean(json_integer_value(json_object_get(
+                                inv, "passwordChangeRequired"))));
     }
     db_done(stmt);
     return inv;
@@ -523,8 +533,9 @@ auth_update_account(struct api_req *req)
     secure_wipe((char *) json_string_value(jpass), json_string_length(jpass));
     rc = db_begin(db);
     if (!rc) {
-        rc = db_exec(db, "UPDATE account SET passwordHash = ?1, lastOpDate ="
-                     " ?2 WHERE uuid = ?3", "sis", hash, time_wall_msec(),
+        rc = db_exec(db, "UPDATE account SET passwordHash = ?1, "
+                     "passwordChangeRequired = 0, lastOpDate = ?2 WHERE "
+                     "uuid = ?3", "sis", hash, time_wall_msec(),
                      req->account_uuid) < 0 ? -1 : 0;
     }
     free(hash);

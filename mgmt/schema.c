@@ -211,6 +211,10 @@ static const char *const migrations[] = {
     "ALTER TABLE vmInstance ADD COLUMN vrStatus TEXT;"
     "ALTER TABLE vmInstance ADD COLUMN vrGen INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX vm_appliance ON vmInstance(applianceL3NetworkUuid);",
+    /* Version 5: an account whose password was generated (printed once)
+     * must change it at its first login. */
+    "ALTER TABLE account ADD COLUMN passwordChangeRequired INTEGER NOT NULL"
+    "  DEFAULT 0;",
 };
 
 int
