@@ -3303,7 +3303,8 @@ static const struct cli_cmd commands[] = {
 
     { .summary = "VM instances" },
     CMD_CREATE("create-vm-instance", "vm create", vm_resource, "@",
-               "Create a VM (give --strategy JustCreate)"),
+               "Create a VM and start it (--strategy JustCreate only "
+               "records it)"),
     CMD_QUERY("query-vm-instance", "vm list", vm_resource, "Query VMs"),
     CMD_UPDATE("update-vm-instance", vm_resource, "Rename or describe a "
                "VM"),

@@ -1311,6 +1311,13 @@ hostmgr_start(const char *playbook_dir, const char *agent_path)
     if (db_begin(db) < 0) {
         return -1;
     }
+    /* Until each agent reports them, no router channel is known to be
+     * up. */
+    if (db_exec(db, "UPDATE vmInstance SET vrStatus = 'Disconnected' WHERE "
+                "type = 'ApplianceVm' AND vrStatus IS NOT NULL", "") < 0) {
+        db_rollback(db);
+        return -1;
+    }
     n = db_exec(db, "DELETE FROM host WHERE added = 0", "");
     if (n < 0 || db_exec(db, "DELETE FROM backupStorage WHERE added = 0",
                          "") < 0 || db_commit(db) < 0) {

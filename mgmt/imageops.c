@@ -351,16 +351,18 @@ relay_copy(struct job *job, json_t *bs, const char *src, json_t *host,
         }
     }
     error_reset();
-    sshconn_chan_send_eof(out);
-    if (sshconn_chan_exit_status(out, 60000) != 0) {
-        error_report(PROBLEM_INTERNAL_ERROR, "writing '%s' on host '%s' "
-                     "failed", dst, jstr(host, "name"));
+    /* A short read is reported as such, not as the writer's failure. */
+    if (size > 0 && copied != size) {
+        error_report(PROBLEM_HOST_UNREACHABLE, "copied %lld bytes of %lld "
+                     "from backup storage '%s': the transfer stopped early",
+                     (long long) copied, (long long) size,
+                     jstr(bs, "name"));
         goto out;
     }
-    if (size > 0 && copied != size) {
-        error_report(PROBLEM_INTERNAL_ERROR, "copied %lld bytes of %lld "
-                     "from backup storage '%s'", (long long) copied,
-                     (long long) size, jstr(bs, "name"));
+    sshconn_chan_send_eof(out);
+    if (sshconn_chan_exit_status(out, 60000) != 0) {
+        error_report(PROBLEM_HOST_UNREACHABLE, "writing '%s' on host '%s' "
+                     "did not complete", dst, jstr(host, "name"));
         goto out;
     }
     rc = 0;
@@ -425,10 +427,20 @@ image_ensure_cached(struct job *job, const char *image_uuid,
     job_progress(job, "first use of image '%s' on primary storage '%s': "
                  "copying it from backup storage '%s'", jstr(img, "name"),
                  jstr(ps, "name"), jstr(src, "name"));
+    /* A transfer that stops is retried once on fresh sessions; the agent
+     * checks the sha256 of whatever arrives either way. */
     if (relay_copy(job, src, jstr(src, "installPath"), host, tmp,
                    json_integer_value(json_object_get(img,
                                                       "actualSize"))) < 0) {
-        goto out;
+        LOG_WARN("image %s: %s; retrying the copy", image_uuid,
+                 error_last_message());
+        job_progress(job, "the copy stopped (%s); retrying",
+                     error_last_message());
+        if (relay_copy(job, src, jstr(src, "installPath"), host, tmp,
+                       json_integer_value(json_object_get(
+                                              img, "actualSize"))) < 0) {
+            goto out;
+        }
     }
     r = hostmgr_call(host_uuid, "image.check",
                      json_pack("{s:s, s:s, s:s?, s:I}", "path", tmp,

@@ -775,6 +775,12 @@ vm_reconcile_host(const char *host)
 int
 vmops_host_lost(struct db *db, const char *host)
 {
+    /* Its routers' channels went with it: they are pushed everything
+     * again when the agent reports them connected. */
+    if (db_exec(db, "UPDATE vmInstance SET vrStatus = 'Disconnected' WHERE "
+                "hostUuid = ?1 AND type = 'ApplianceVm'", "s", host) < 0) {
+        return -1;
+    }
     return db_exec(db, "UPDATE vmInstance SET state = 'Unknown', lastOpDate = ?1 "
             "WHERE hostUuid = ?2 AND state IN ('Running', 'Starting', "
             "'Stopping', 'Rebooting')", "is", time_wall_msec(), host) < 0

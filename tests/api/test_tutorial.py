@@ -20,8 +20,10 @@ The first VM started on PRIVATE-L3 makes its virtual router (a third TCG
 guest, from VIRTUAL-ROUTER); every rule change is applied by it before the
 API answers.  Whether traffic really flows through the VIPs is
 tests/e2e's (SSH from client namespaces); here PUBLIC-MANAGEMENT-L2's
-interface is a dead end inside the host, so the tutorial's 192.168.0.x
-addresses and 8.8.8.8 never reach anything.
+interface is a dead end inside the host.  Public addresses are TEST-NET-2
+(198.51.100.230-240, gateway .1) in place of the tutorial's 192.168.0.x,
+and the DNS server 198.51.100.53 stands in for 8.8.8.8: tests never point
+at a public resolver (TESTBED.md).
 
 Every step is one TAP line; a failed step stops the case (later steps need
 its result).  The case leaves VM1 and the router Running on HOST1 (the
@@ -286,21 +288,21 @@ def tutorial(t):
         R["l2_priv"] = priv["uuid"]
 
     with t.step("create system L3 PUBLIC-MANAGEMENT-L3 with PUBLIC-IP-RANGE "
-                "192.168.0.230-240"):
+                "198.51.100.230-240"):
         l3 = c.create("/l3-networks", {
             "name": "PUBLIC-MANAGEMENT-L3", "l2NetworkUuid": R["l2_pub"],
             "system": True})
         check(l3["system"] is True and l3["zoneUuid"] == R["zone"],
               "public L3: %r" % l3)
         r = expect(c.post("/l3-networks/%s/ip-ranges" % l3["uuid"], {
-            "name": "PUBLIC-IP-RANGE", "startIp": "192.168.0.230",
-            "endIp": "192.168.0.240", "netmask": "255.255.255.0",
-            "gateway": "192.168.0.1"}), 200)
+            "name": "PUBLIC-IP-RANGE", "startIp": "198.51.100.230",
+            "endIp": "198.51.100.240", "netmask": "255.255.255.0",
+            "gateway": "198.51.100.1"}), 200)
         rg = r.inv
         check((rg["startIp"], rg["endIp"], rg["netmask"], rg["gateway"],
-               rg["networkCidr"]) == ("192.168.0.230", "192.168.0.240",
-                                      "255.255.255.0", "192.168.0.1",
-                                      "192.168.0.0/24"),
+               rg["networkCidr"]) == ("198.51.100.230", "198.51.100.240",
+                                      "255.255.255.0", "198.51.100.1",
+                                      "198.51.100.0/24"),
               "ip range: %r" % rg)
         R["l3_pub"] = l3["uuid"]
 
@@ -324,7 +326,7 @@ def tutorial(t):
               and ip_in(r.inv["endIp"], "10.0.0.1", "10.0.0.254"),
               "CIDR range: %r" % r.inv)
         expect(c.post("/l3-networks/%s/dns" % l3["uuid"],
-                      {"dns": "8.8.8.8"}), 200)
+                      {"dns": "198.51.100.53"}), 200)
         provs = expect(c.get("/network-services/providers"), 200).invs
         vrp = [p for p in provs if p["type"] == "VirtualRouter"]
         check(len(vrp) == 1, "VirtualRouter provider: %r" % provs)
@@ -335,7 +337,7 @@ def tutorial(t):
                           {"networkServices": {vrp[0]["uuid"]: wanted}}),
                    200)
         g = expect(c.get("/l3-networks/" + l3["uuid"]), 200).invs[0]
-        check(g["dns"] == ["8.8.8.8"], "dns: %r" % g["dns"])
+        check(g["dns"] == ["198.51.100.53"], "dns: %r" % g["dns"])
         got = sorted(s["networkServiceType"] for s in g["networkServices"]
                      if s["networkServiceProviderUuid"] == vrp[0]["uuid"])
         check(got == sorted(wanted), "network services: %r"
@@ -445,8 +447,8 @@ def tutorial(t):
         nics = {n["l3NetworkUuid"]: n for n in vr["vmNics"]}
         check(set(nics) == {R["l3_pub"], R["l3_priv"]}
               and nics[R["l3_priv"]]["ip"] == "10.0.0.1"
-              and ip_in(nics[R["l3_pub"]]["ip"], "192.168.0.230",
-                        "192.168.0.240"), "router NICs: %r" % vr["vmNics"])
+              and ip_in(nics[R["l3_pub"]]["ip"], "198.51.100.230",
+                        "198.51.100.240"), "router NICs: %r" % vr["vmNics"])
         running = host_domains("running")
         check(running is None or vr["uuid"] in running,
               "no running domain for the router: %r" % running)
@@ -456,10 +458,10 @@ def tutorial(t):
     with t.step("create VIP on PUBLIC-MANAGEMENT-L3"):
         vip = c.create("/vips", {"name": "VIP1", "l3NetworkUuid":
                                  R["l3_pub"]})
-        check(ip_in(vip["ip"], "192.168.0.230", "192.168.0.240")
+        check(ip_in(vip["ip"], "198.51.100.230", "198.51.100.240")
               and vip["ip"] != R["vr_pub_ip"]
               and vip["l3NetworkUuid"] == R["l3_pub"]
-              and vip["gateway"] == "192.168.0.1", "VIP: %r" % vip)
+              and vip["gateway"] == "198.51.100.1", "VIP: %r" % vip)
         R["vip"], R["vip_ip"] = vip["uuid"], vip["ip"]
 
     def rule(name, start, end=None, pstart=None, pend=None, proto="TCP",

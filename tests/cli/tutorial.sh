@@ -359,11 +359,11 @@ run create-l3-network PUBLIC-MANAGEMENT-L3 \
 expect "create-l3-network PUBLIC-MANAGEMENT-L3 --system" \
     "inv['system'] is True and inv['category'] == 'System'"
 run add-ip-range PUBLIC-MANAGEMENT-L3 --name PUBLIC-IP-RANGE \
-    --start-ip 192.168.0.230 --end-ip 192.168.0.240 \
-    --netmask 255.255.255.0 --gateway 192.168.0.1
-expect "add-ip-range PUBLIC-IP-RANGE 192.168.0.230-240" \
-    "inv['startIp'] == '192.168.0.230' and inv['endIp'] == '192.168.0.240' \
-     and inv['gateway'] == '192.168.0.1'"
+    --start-ip 198.51.100.230 --end-ip 198.51.100.240 \
+    --netmask 255.255.255.0 --gateway 198.51.100.1
+expect "add-ip-range PUBLIC-IP-RANGE 198.51.100.230-240" \
+    "inv['startIp'] == '198.51.100.230' and inv['endIp'] == '198.51.100.240' \
+     and inv['gateway'] == '198.51.100.1'"
 run create-l3-network PRIVATE-L3 --l2-network-uuid PRIVATE-L2 \
     --dns-domain tutorials.zstack.org
 expect "create-l3-network PRIVATE-L3 --dns-domain tutorials.zstack.org" \
@@ -372,8 +372,8 @@ run add-ip-range-by-network-cidr PRIVATE-L3 --name PRIVATE-IP-RANGE \
     --network-cidr 10.0.0.0/24
 expect "add-ip-range-by-network-cidr PRIVATE-IP-RANGE 10.0.0.0/24" \
     "inv['networkCidr'] == '10.0.0.0/24' and inv['gateway'] == '10.0.0.1'"
-run add-dns-to-l3-network PRIVATE-L3 8.8.8.8
-expect "add-dns-to-l3-network PRIVATE-L3 8.8.8.8" "inv['dns'] == ['8.8.8.8']"
+run add-dns-to-l3-network PRIVATE-L3 198.51.100.53
+expect "add-dns-to-l3-network PRIVATE-L3 198.51.100.53" "inv['dns'] == ['198.51.100.53']"
 run attach-network-service-to-l3-network PRIVATE-L3 \
     --provider VirtualRouter --services DHCP,DNS,SNAT,PortForwarding
 expect "attach-network-service-to-l3-network PRIVATE-L3 (VirtualRouter)" \

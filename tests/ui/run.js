@@ -764,9 +764,9 @@ step('New L3 Network: PRIVATE-L3, domain, CIDR (checked as typed), DNS, services
     await click('Add');
     await dlg().getByRole('listitem').filter({ hasText: '10.0.0.0/24' }).waitFor();
     await click('Next');
-    await fill('DNS', '8.8.8.8');
+    await fill('DNS', '198.51.100.53');
     await click('Add');
-    await dlg().getByRole('listitem').filter({ hasText: '8.8.8.8' }).waitFor();
+    await dlg().getByRole('listitem').filter({ hasText: '198.51.100.53' }).waitFor();
     await click('Next');
     for (const svc of ['DHCP', 'DNS', 'SNAT', 'PortForwarding']) {
         await choose('Provider', 'VirtualRouter');
@@ -780,7 +780,7 @@ step('New L3 Network: PRIVATE-L3, domain, CIDR (checked as typed), DNS, services
     await waitRow('PRIVATE-L3', 'PortForwarding');
     const l3 = await byName('/l3-networks', 'PRIVATE-L3');
 
-    assert(l3.dns.includes('8.8.8.8') && l3.dnsDomain === 'tutorials.zstack.org'
+    assert(l3.dns.includes('198.51.100.53') && l3.dnsDomain === 'tutorials.zstack.org'
            && l3.networkServices.length === 4 && l3.ipRanges[0].networkCidr === '10.0.0.0/24',
            'PRIVATE-L3 stored as ' + JSON.stringify(l3));
     await shot('l3-network');
