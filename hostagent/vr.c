@@ -840,12 +840,15 @@ vr_call(const char *uuid, const char *method, json_t *params,
     return result;
 }
 
-/* vr.apply: relays the whole config C to the VR and waits for its gen. */
+/* vr.apply: relays the whole config C, or a delta D as {"delta":D} (an
+ * older kvmstack-vr refuses that form: it has no "gen"), to the VR and
+ * waits for its gen. */
 static json_t *
 vr_apply(json_t *params)
 {
     char uuid[UUID_LEN + 1];
     json_t *config = json_object_get(params, "config");
+    json_t *delta = json_object_get(params, "delta");
     long long timeout_ms;
     json_t *result;
 
@@ -853,14 +856,27 @@ vr_apply(json_t *params)
         || vr_param_timeout(params, &timeout_ms) < 0) {
         return NULL;
     }
-    if (!json_is_object(config)) {
+    if (delta && !config) {
+        json_t *call;
+
+        if (!json_is_object(delta)) {
+            error_report_field(PROBLEM_INVALID_ARGUMENT, "delta",
+                               "'delta' must be an object");
+            return NULL;
+        }
+        call = json_pack("{s:O}", "delta", delta);
+        result = vr_call(uuid, "vr.apply", call, timeout_ms);
+        json_decref(call);
+    } else if (!json_is_object(config)) {
         error_report_field(PROBLEM_INVALID_ARGUMENT, "config",
                            "'config' must be an object");
         return NULL;
+    } else {
+        result = vr_call(uuid, "vr.apply", config, timeout_ms);
     }
-    result = vr_call(uuid, "vr.apply", config, timeout_ms);
     if (result) {
-        LOG_INFO("vr '%s': config applied (gen %lld)", uuid,
+        LOG_INFO("vr '%s': %s applied (gen %lld)", uuid,
+                 config ? "config" : "delta",
                  (long long) json_integer_value(json_object_get(result,
                                                                 "gen")));
     }

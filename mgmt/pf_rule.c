@@ -8,7 +8,11 @@
  * - a NIC on the VIP's own L3 network is refused, and the NIC's L3 needs
  *   the PortForwarding network service;
  * - all rules of one VM use one VIP;
- * - attach only an Enabled, detached rule; detach only an attached one. */
+ * - attach only an Enabled, detached rule; detach only an attached one.
+ * Each change reaches the virtual router as a delta of that one rule
+ * (vrouter_sync_rules), inside the transaction that writes it: the API
+ * answers after the router applied it, in time independent of how many
+ * rules the router holds. */
 #include "resources.h"
 
 #include <stdio.h>
@@ -215,15 +219,45 @@ out:
     return rc;
 }
 
-/* Pushes the router configuration of the L3 of NIC 'nic' (may be NULL)
- * inside the caller's open transaction: the caller commits only when the
- * change is in the data path (or there is no running router yet). */
+/* Pushes the change of rule 'rule' (on VIP 'vip') to the router of the
+ * L3 of NIC 'nic' (NULL: none) as a delta of that one rule, inside the
+ * caller's open transaction: the caller commits only when the change is
+ * in the data path (or there is no running router yet). */
 static int
-pf_sync_nic(struct db *db, const char *nic)
+pf_sync_rule(struct db *db, const char *nic, const char *rule,
+             const char *vip)
 {
     AUTOFREE char *l3 = nic ? vrouter_l3_of_nic(db, nic) : NULL;
+    json_t *rules;
+    json_t *vips;
+    int rc;
 
-    return l3 ? vrouter_sync_l3(db, l3) : 0;
+    if (!l3) {
+        return 0;
+    }
+    rules = json_pack("[s]", rule);
+    vips = json_pack("[s]", vip);
+    rc = vrouter_sync_rules(db, l3, rules, vips);
+    json_decref(rules);
+    json_decref(vips);
+    return rc;
+}
+
+/* Rule 'rule' moved from NIC 'from' to NIC 'to' (either may be NULL):
+ * taken out of the old router, put into the new one; one delta when both
+ * NICs are on one L3. */
+static int
+pf_sync_move(struct db *db, const char *rule, const char *vip,
+             const char *from, const char *to)
+{
+    AUTOFREE char *l3_from = from ? vrouter_l3_of_nic(db, from) : NULL;
+    AUTOFREE char *l3_to = to ? vrouter_l3_of_nic(db, to) : NULL;
+
+    if (l3_from && (!l3_to || strcmp(l3_from, l3_to))
+        && pf_sync_rule(db, from, rule, vip) < 0) {
+        return -1;
+    }
+    return pf_sync_rule(db, to, rule, vip);
 }
 
 static int
@@ -235,7 +269,8 @@ pf_after_insert(struct db *db, json_t *params, json_t *row)
                 jstr(row, "vipUuid")) < 0) {
         return -1;
     }
-    return pf_sync_nic(db, jstr(row, "vmNicUuid"));
+    return pf_sync_rule(db, jstr(row, "vmNicUuid"), jstr(row, "uuid"),
+                        jstr(row, "vipUuid"));
 }
 
 static int
@@ -245,7 +280,8 @@ pf_before_delete(struct db *db, json_t *row)
                 jstr(row, "uuid")) < 0) {
         return -1;
     }
-    return pf_sync_nic(db, jstr(row, "vmNicUuid"));
+    return pf_sync_rule(db, jstr(row, "vmNicUuid"), jstr(row, "uuid"),
+                        jstr(row, "vipUuid"));
 }
 
 static int pf_change_state(struct api_req *req, json_t *params);
@@ -312,7 +348,8 @@ pf_change_state(struct api_req *req, json_t *params)
         || db_exec(db, "UPDATE portForwardingRule SET state = ?1, lastOpDate "
                    "= ?2 WHERE uuid = ?3", "sis", state, time_wall_msec(),
                    req->args[0]) < 0
-        || pf_sync_nic(db, jstr(rule, "vmNicUuid")) < 0
+        || pf_sync_rule(db, jstr(rule, "vmNicUuid"), req->args[0],
+                        jstr(rule, "vipUuid")) < 0
         || db_commit(db) < 0) {
         json_decref(rule);
         db_rollback(db);
@@ -364,7 +401,8 @@ pf_rule_attach(struct api_req *req)
     if (db_exec(db, "UPDATE portForwardingRule SET vmNicUuid = ?1, "
                 "guestIp = ?2, lastOpDate = ?3 WHERE uuid = ?4", "ssis",
                 req->args[1], guest_ip, time_wall_msec(), req->args[0]) < 0
-        || pf_sync_nic(db, req->args[1]) < 0
+        || pf_sync_move(db, req->args[0], jstr(rule, "vipUuid"),
+                        jstr(rule, "vmNicUuid"), req->args[1]) < 0
         || db_commit(db) < 0) {
         goto out;
     }
@@ -406,7 +444,8 @@ pf_rule_detach(struct api_req *req)
     if (db_exec(db, "UPDATE portForwardingRule SET vmNicUuid = NULL, "
                 "guestIp = NULL, lastOpDate = ?1 WHERE uuid = ?2", "is",
                 time_wall_msec(), req->args[0]) < 0
-        || pf_sync_nic(db, jstr(rule, "vmNicUuid")) < 0
+        || pf_sync_rule(db, jstr(rule, "vmNicUuid"), req->args[0],
+                        jstr(rule, "vipUuid")) < 0
         || db_commit(db) < 0) {
         json_decref(rule);
         db_rollback(db);

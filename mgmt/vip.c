@@ -63,34 +63,55 @@ static int
 vip_before_delete(struct db *db, json_t *row)
 {
     const char *uuid = json_string_value(json_object_get(row, "uuid"));
-
-    json_t *l3s = res_string_list(db, "SELECT DISTINCT n.l3NetworkUuid "
-                                  "FROM portForwardingRule r JOIN vmNic n ON "
-                                  "n.uuid = r.vmNicUuid WHERE r.vipUuid = ?1",
-                                  "l3NetworkUuid", uuid);
+    json_t *rules = res_select(db, "SELECT r.uuid, n.l3NetworkUuid FROM "
+                               "portForwardingRule r JOIN vmNic n ON n.uuid "
+                               "= r.vmNicUuid WHERE r.vipUuid = ?1 ORDER BY "
+                               "n.l3NetworkUuid", "s", uuid);
+    json_t *by_l3 = json_object();
+    json_t *vips = json_pack("[s]", uuid);
+    const char *l3;
+    json_t *uuids;
     size_t i;
-    json_t *l3;
+    json_t *r;
+    int rc = -1;
 
+    if (!rules) {
+        goto out;
+    }
+    json_array_foreach(rules, i, r) {
+        const char *k = json_string_value(json_object_get(r,
+                                                          "l3NetworkUuid"));
+
+        if (!json_object_get(by_l3, k)) {
+            json_object_set_new(by_l3, k, json_array());
+        }
+        json_array_append(json_object_get(by_l3, k),
+                          json_object_get(r, "uuid"));
+    }
     /* Deleting a VIP deletes its rules, as in ZStack, and takes them out
-     * of the data path before the answer. */
+     * of the data path before the answer: one delta per router, removing
+     * the rules and the VIP's address. */
     if (db_exec(db, "DELETE FROM portForwardingRule WHERE vipUuid = ?1", "s",
                 uuid) < 0) {
-        json_decref(l3s);
-        return -1;
+        goto out;
     }
-    json_array_foreach(l3s, i, l3) {
-        if (vrouter_sync_l3(db, json_string_value(l3)) < 0) {
-            json_decref(l3s);
-            return -1;
+    json_object_foreach(by_l3, l3, uuids) {
+        if (vrouter_sync_rules(db, l3, uuids, vips) < 0) {
+            goto out;
         }
     }
-    json_decref(l3s);
     if (db_exec(db, "UPDATE vip SET usedIpUuid = NULL WHERE uuid = ?1", "s",
                 uuid) < 0) {
-        return -1;
+        goto out;
     }
-    return l3_release_ip(db, json_string_value(json_object_get(row,
-                                                               "usedIpUuid")));
+    rc = l3_release_ip(db, json_string_value(json_object_get(row,
+                                                             "usedIpUuid")));
+
+out:
+    json_decref(rules);
+    json_decref(by_l3);
+    json_decref(vips);
+    return rc;
 }
 
 static const char *const vip_columns[] = {

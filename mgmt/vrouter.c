@@ -8,9 +8,20 @@
  * gateway address.  Inside runs kvmstack-vr, reached through the host
  * agent over a virtio-serial channel.  The router keeps nothing mgmt
  * cannot rebuild: its whole configuration is computed from the inventory
- * (vrouter_config) and pushed with a generation number after every change
- * and every time the router (re)connects; kvmstack-vr applies only the
- * difference, as one nftables transaction. */
+ * (vrouter_config) and pushed with a generation number every time the
+ * router (re)connects and after changes of VMs, leases and networks;
+ * kvmstack-vr applies only the difference, as one nftables transaction.
+ * A change of port-forwarding rules (create, attach, detach, enable,
+ * disable, delete, a VIP's delete) sends only those rules, as a delta on
+ * the gen recorded in vmInstance.vrGen (vrouter_sync_rules): parsing and
+ * diffing a 30,000-rule configuration costs more than 100 ms, a delta
+ * costs the same at any size.  A gen names one configuration: every push
+ * reads the inventory, calls the router and records the gen inside one
+ * write transaction (the caller's, or its own), so writers never
+ * interleave between them; a transaction rolled back after the router
+ * applied leaves the router ahead, and its next delta is refused as a gen
+ * gap, which (like any refusal: an older image, a rebooted router) makes
+ * mgmt send the whole configuration. */
 #include "vrouter.h"
 
 #include <pthread.h>
@@ -95,6 +106,52 @@ prefix_of(const char *netmask)
         prefix = 24;
     }
     return prefix;
+}
+
+/* The port-forwarding rules in the configuration of the router of
+ * private L3 ?1 whose public L3 is ?2: enabled, attached to a NIC on ?1 of
+ * a VM that runs, on a VIP of ?2.  Callers append a condition or an
+ * ORDER BY. */
+#define PF_RULES_SQL                                                      \
+    "SELECT r.*, n.ip AS nicIp FROM portForwardingRule r JOIN vmNic n ON " \
+    "n.uuid = r.vmNicUuid JOIN vmInstance v ON v.uuid = "                 \
+    "n.vmInstanceUuid JOIN vip p ON p.uuid = r.vipUuid WHERE "            \
+    "n.l3NetworkUuid = ?1 AND p.l3NetworkUuid = ?2 AND r.state = "        \
+    "'Enabled' AND v.state IN ('Starting', 'Running', 'Rebooting', "      \
+    "'Unknown')"
+
+/* The portForwarding entry (proto.h) of a row of PF_RULES_SQL. */
+static json_t *
+pf_entry(json_t *r)
+{
+    return json_pack("{s:O, s:O, s:s, s:[O,O], s:O, s:[O,O], s:O}",
+                     "uuid", json_object_get(r, "uuid"), "vip",
+                     json_object_get(r, "vipIp"), "protocol",
+                     strcmp(jstr(r, "protocolType"), "UDP") ? "tcp" : "udp",
+                     "vipPorts", json_object_get(r, "vipPortStart"),
+                     json_object_get(r, "vipPortEnd"), "guestIp",
+                     json_object_get(r, "nicIp"), "guestPorts",
+                     json_object_get(r, "privatePortStart"),
+                     json_object_get(r, "privatePortEnd"),
+                     "allowedCidr", json_object_get(r, "allowedCidr"));
+}
+
+/* The public L3 of router 'vr_uuid' (its first NIC off its private L3
+ * 'l3'), or NULL; caller frees. */
+static char *
+vr_public_l3(struct db *db, const char *vr_uuid, const char *l3)
+{
+    json_t *rows = res_select(db, "SELECT l3NetworkUuid FROM vmNic WHERE "
+                              "vmInstanceUuid = ?1 AND l3NetworkUuid != ?2 "
+                              "ORDER BY deviceId LIMIT 1", "ss", vr_uuid,
+                              l3);
+    char *pub = NULL;
+
+    if (rows && json_array_size(rows)) {
+        pub = xstrdup(jstr(json_array_get(rows, 0), "l3NetworkUuid"));
+    }
+    json_decref(rows);
+    return pub;
 }
 
 json_t *
@@ -198,31 +255,15 @@ vrouter_config(struct db *db, const char *vr_uuid)
     json_object_set_new(c, "vips", json_array());
     json_object_set_new(c, "portForwarding", json_array());
     if (pub_l3 && l3_has_service(db, l3, "PortForwarding")) {
-        json_t *rules = res_select(
-            db, "SELECT r.*, n.ip AS nicIp FROM portForwardingRule r JOIN "
-            "vmNic n ON n.uuid = r.vmNicUuid JOIN vmInstance v ON v.uuid = "
-            "n.vmInstanceUuid JOIN vip p ON p.uuid = r.vipUuid WHERE "
-            "n.l3NetworkUuid = ?1 AND p.l3NetworkUuid = ?2 AND r.state = "
-            "'Enabled' AND v.state IN ('Starting', 'Running', 'Rebooting', "
-            "'Unknown') ORDER BY r.createDate", "ss", l3, pub_l3);
+        json_t *rules = res_select(db, PF_RULES_SQL " ORDER BY r.createDate",
+                                   "ss", l3, pub_l3);
         json_t *vips = json_object();
         const char *k;
         json_t *v;
 
         json_array_foreach(rules, i, r) {
-            json_array_append_new(
-                json_object_get(c, "portForwarding"),
-                json_pack("{s:O, s:O, s:s, s:[O,O], s:O, s:[O,O], s:O}",
-                          "uuid", json_object_get(r, "uuid"), "vip",
-                          json_object_get(r, "vipIp"), "protocol",
-                          strcmp(jstr(r, "protocolType"), "UDP") ? "tcp"
-                                                                 : "udp",
-                          "vipPorts", json_object_get(r, "vipPortStart"),
-                          json_object_get(r, "vipPortEnd"), "guestIp",
-                          json_object_get(r, "nicIp"), "guestPorts",
-                          json_object_get(r, "privatePortStart"),
-                          json_object_get(r, "privatePortEnd"),
-                          "allowedCidr", json_object_get(r, "allowedCidr")));
+            json_array_append_new(json_object_get(c, "portForwarding"),
+                                  pf_entry(r));
             json_object_set_new(vips, jstr(r, "vipIp"), json_true());
         }
         json_object_foreach(vips, k, v) {
@@ -238,8 +279,39 @@ vrouter_config(struct db *db, const char *vr_uuid)
     return c;
 }
 
-int
-vrouter_sync_l3(struct db *db, const char *l3)
+/* Whether router 'vr' (a vmInstance row) can take a configuration now;
+ * when not, it gets the whole one when it connects. */
+static bool
+vr_reachable(json_t *vr)
+{
+    if (strcmp(jstr(vr, "state"), "Running")
+        || !jstr(vr, "vrStatus") || strcmp(jstr(vr, "vrStatus"), "Connected")
+        || !jstr(vr, "hostUuid") || !hostmgr_is_connected(jstr(vr,
+                                                               "hostUuid"))) {
+        LOG_INFO("virtual router %s is %s/%s: its configuration is pushed "
+                 "when it connects", jstr(vr, "uuid"), jstr(vr, "state"),
+                 jstr(vr, "vrStatus") ? jstr(vr, "vrStatus") : "-");
+        return false;
+    }
+    return true;
+}
+
+/* Records that router 'vr_uuid' reached 'gen', in the open transaction
+ * (rolled back with it: the router is then ahead, and the next delta is
+ * refused as a gen gap). */
+static void
+vr_set_gen(struct db *db, const char *vr_uuid, int64_t gen)
+{
+    if (db_exec(db, "UPDATE vmInstance SET vrGen = ?1 WHERE uuid = ?2",
+                "is", gen, vr_uuid) < 0) {
+        LOG_WARN("virtual router %s: cannot record gen %lld: %s", vr_uuid,
+                 (long long) gen, error_last_message());
+        error_reset();
+    }
+}
+
+static int
+sync_l3_txn(struct db *db, const char *l3)
 {
     json_t *vr = vr_of_l3(db, l3);
     json_t *config;
@@ -249,14 +321,8 @@ vrouter_sync_l3(struct db *db, const char *l3)
     if (!vr) {
         return 0;
     }
-    if (strcmp(jstr(vr, "state"), "Running")
-        || !jstr(vr, "vrStatus") || strcmp(jstr(vr, "vrStatus"), "Connected")
-        || !jstr(vr, "hostUuid") || !hostmgr_is_connected(jstr(vr,
-                                                               "hostUuid"))) {
+    if (!vr_reachable(vr)) {
         /* Not reachable now: it gets everything when it connects. */
-        LOG_INFO("virtual router %s is %s/%s: its configuration is pushed "
-                 "when it connects", jstr(vr, "uuid"), jstr(vr, "state"),
-                 jstr(vr, "vrStatus") ? jstr(vr, "vrStatus") : "-");
         json_decref(vr);
         return 0;
     }
@@ -272,19 +338,9 @@ vrouter_sync_l3(struct db *db, const char *l3)
         error_prefix("virtual router '%s': ", jstr(vr, "name"));
         rc = -1;
     } else {
-        bool own_txn = !db_in_txn(db);
-
-        if ((!own_txn || db_begin(db) == 0)
-            && db_exec(db, "UPDATE vmInstance SET vrGen = ?1 WHERE uuid = "
-                       "?2", "is",
-                       (int64_t) json_integer_value(json_object_get(config,
-                                                                    "gen")),
-                       jstr(vr, "uuid")) >= 0
-            && own_txn) {
-            if (db_commit(db) < 0) {
-                db_rollback(db);
-            }
-        }
+        vr_set_gen(db, jstr(vr, "uuid"),
+                   (int64_t) json_integer_value(json_object_get(config,
+                                                                "gen")));
         LOG_INFO("virtual router %s: configuration gen %lld applied",
                  jstr(vr, "uuid"),
                  (long long) json_integer_value(json_object_get(config,
@@ -294,6 +350,169 @@ vrouter_sync_l3(struct db *db, const char *l3)
     json_decref(config);
     json_decref(vr);
     return rc;
+}
+
+int
+vrouter_sync_l3(struct db *db, const char *l3)
+{
+    int rc;
+
+    if (db_in_txn(db)) {
+        return sync_l3_txn(db, l3);
+    }
+    /* A transaction of our own, so that no other writer's change (and its
+     * delta) comes between reading the inventory and recording the gen:
+     * each gen names one configuration. */
+    if (db_begin(db) < 0) {
+        return -1;
+    }
+    rc = sync_l3_txn(db, l3);
+    if (rc < 0 || db_commit(db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
+}
+
+/* The delta vrouter_sync_rules() sends (D of proto.h) to router 'vr' (a
+ * vmInstance row) of L3 'l3'; caller owns.  NULL with an error reported
+ * when the inventory cannot be read. */
+static json_t *
+vr_rules_delta(struct db *db, json_t *vr, const char *l3, json_t *rules,
+               json_t *vips)
+{
+    AUTOFREE char *pub_l3 = vr_public_l3(db, jstr(vr, "uuid"), l3);
+    bool pf = pub_l3 && l3_has_service(db, l3, "PortForwarding");
+    int64_t base = (int64_t) json_integer_value(json_object_get(vr,
+                                                                "vrGen"));
+    json_t *d = json_pack("{s:I, s:I, s:[], s:[], s:[], s:[]}",
+                          "gen", (json_int_t) (base + 1),
+                          "baseGen", (json_int_t) base,
+                          "portForwardingAdd", "portForwardingDel",
+                          "vipsAdd", "vipsDel");
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(rules, i, v) {
+        json_t *rows = NULL;
+
+        if (pf) {
+            rows = res_select(db, PF_RULES_SQL " AND r.uuid = ?3", "sss", l3,
+                              pub_l3, json_string_value(v));
+            if (!rows) {
+                json_decref(d);
+                return NULL;
+            }
+        }
+        if (rows && json_array_size(rows)) {
+            json_array_append_new(json_object_get(d, "portForwardingAdd"),
+                                  pf_entry(json_array_get(rows, 0)));
+        } else {
+            json_array_append(json_object_get(d, "portForwardingDel"), v);
+        }
+        json_decref(rows);
+    }
+    /* A VIP's /32 is there while the configuration has a rule on it. */
+    json_array_foreach(vips, i, v) {
+        json_t *rows = res_select(db, "SELECT ip FROM vip WHERE uuid = ?1",
+                                  "s", json_string_value(v));
+        const char *ip = rows && json_array_size(rows)
+                         ? jstr(json_array_get(rows, 0), "ip") : NULL;
+        int64_t used = 0;
+
+        if (!rows
+            || (ip && pf
+                && db_int(db, &used, 0, "SELECT EXISTS (" PF_RULES_SQL
+                          " AND r.vipUuid = ?3)", "sss", l3, pub_l3,
+                          json_string_value(v)) < 0)) {
+            json_decref(rows);
+            json_decref(d);
+            return NULL;
+        }
+        if (ip) {
+            json_array_append_new(json_object_get(d, used ? "vipsAdd"
+                                                          : "vipsDel"),
+                                  json_string(ip));
+        }
+        json_decref(rows);
+    }
+    return d;
+}
+
+static int
+sync_rules_txn(struct db *db, const char *l3, json_t *rules, json_t *vips)
+{
+    json_t *vr = vr_of_l3(db, l3);
+    json_t *d;
+    json_t *r;
+    enum problem p;
+
+    if (!vr) {
+        return 0;
+    }
+    if (!vr_reachable(vr)) {
+        json_decref(vr);
+        return 0;
+    }
+    d = vr_rules_delta(db, vr, l3, rules, vips);
+    if (!d) {
+        json_decref(vr);
+        return -1;
+    }
+    r = hostmgr_call(jstr(vr, "hostUuid"), "vr.apply",
+                     json_pack("{s:s, s:O}", "uuid", jstr(vr, "uuid"),
+                               "delta", d), APPLY_TIMEOUT_MS);
+    if (r) {
+        vr_set_gen(db, jstr(vr, "uuid"),
+                   (int64_t) json_integer_value(json_object_get(d, "gen")));
+        LOG_INFO("virtual router %s: delta gen %lld (on %lld) applied: +%zu "
+                 "-%zu rules", jstr(vr, "uuid"),
+                 (long long) json_integer_value(json_object_get(d, "gen")),
+                 (long long) json_integer_value(json_object_get(d,
+                                                                "baseGen")),
+                 json_array_size(json_object_get(d, "portForwardingAdd")),
+                 json_array_size(json_object_get(d, "portForwardingDel")));
+        json_decref(r);
+        json_decref(d);
+        json_decref(vr);
+        return 0;
+    }
+    json_decref(d);
+    p = error_last_problem();
+    if (p == PROBLEM_HOST_UNREACHABLE || p == PROBLEM_TIMEOUT) {
+        /* The whole configuration would not get through either. */
+        error_prefix("virtual router '%s': ", jstr(vr, "name"));
+        json_decref(vr);
+        return -1;
+    }
+    /* A gen gap (the router rebooted, or an earlier change of ours was
+     * rolled back after it applied it), an older router or agent that
+     * takes no deltas, or a refusal: everything, as after a reconnect. */
+    LOG_INFO("virtual router %s refused a delta (%s); sending the whole "
+             "configuration", jstr(vr, "uuid"), error_last_message());
+    json_decref(vr);
+    error_reset();
+    return sync_l3_txn(db, l3);
+}
+
+int
+vrouter_sync_rules(struct db *db, const char *l3, json_t *rules,
+                   json_t *vips)
+{
+    int rc;
+
+    if (db_in_txn(db)) {
+        return sync_rules_txn(db, l3, rules, vips);
+    }
+    if (db_begin(db) < 0) {
+        return -1;
+    }
+    rc = sync_rules_txn(db, l3, rules, vips);
+    if (rc < 0 || db_commit(db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
 }
 
 /* Creates the record of a virtual router for 'l3' (Starting, placed). */

@@ -356,26 +356,26 @@ vr_parse_dhcp(json_t *v, struct vr_dhcp *d)
     return 0;
 }
 
-/* Re-reports the last error against "portForwarding[i].name".  Rules
- * are parsed with no field names (formatting them for each of tens of
- * thousands of rules would cost more than the parsing); only a failure
- * pays for one.  Returns -1. */
+/* Re-reports the last error against "LIST[i].name" (LIST:
+ * portForwarding, or a delta's portForwardingAdd).  Rules are parsed with
+ * no field names (formatting them for each of tens of thousands of rules
+ * would cost more than the parsing); only a failure pays for one.
+ * Returns -1. */
 static int
-vr_rule_fail(long i, const char *name)
+vr_rule_fail(const char *list, long i, const char *name)
 {
     enum problem p = error_last_problem();
     char *msg = xstrdup(error_last_message());
-    char f[64];
+    char f[80];
 
-    snprintf(f, sizeof f, "portForwarding[%ld]%s%s", i, *name ? "." : "",
-             name);
+    snprintf(f, sizeof f, "%s[%ld]%s%s", list, i, *name ? "." : "", name);
     error_report_field(p, f, "%s", msg);
     free(msg);
     return -1;
 }
 
 static int
-vr_parse_rule(json_t *v, long i, struct vr_pf_rule *r)
+vr_parse_rule(json_t *v, const char *list, long i, struct vr_pf_rule *r)
 {
     const char *proto = json_string_value(json_object_get(v, "protocol"));
     const char *uuid = json_string_value(json_object_get(v, "uuid"));
@@ -383,11 +383,11 @@ vr_parse_rule(json_t *v, long i, struct vr_pf_rule *r)
 
     if (!json_is_object(v)) {
         error_report(PROBLEM_INVALID_ARGUMENT, "a rule must be an object");
-        return vr_rule_fail(i, "");
+        return vr_rule_fail(list, i, "");
     }
     r->uuid = uuid ? xstrdup(uuid) : NULL;
     if (vr_parse_addr(json_object_get(v, "vip"), NULL, &r->vip) < 0) {
-        return vr_rule_fail(i, "vip");
+        return vr_rule_fail(list, i, "vip");
     }
     if (proto && !strcasecmp(proto, "tcp")) {
         r->proto = VR_PROTO_TCP;
@@ -397,19 +397,19 @@ vr_parse_rule(json_t *v, long i, struct vr_pf_rule *r)
         error_report(PROBLEM_INVALID_ARGUMENT,
                      "protocol '%s' is not \"tcp\" or \"udp\"",
                      proto ? proto : "(not a string)");
-        return vr_rule_fail(i, "protocol");
+        return vr_rule_fail(list, i, "protocol");
     }
     if (vr_parse_ports(json_object_get(v, "vipPorts"), NULL,
                        r->vip_port) < 0) {
-        return vr_rule_fail(i, "vipPorts");
+        return vr_rule_fail(list, i, "vipPorts");
     }
     if (vr_parse_addr(json_object_get(v, "guestIp"), NULL,
                       &r->guest_ip) < 0) {
-        return vr_rule_fail(i, "guestIp");
+        return vr_rule_fail(list, i, "guestIp");
     }
     if (vr_parse_ports(json_object_get(v, "guestPorts"), NULL,
                        r->guest_port) < 0) {
-        return vr_rule_fail(i, "guestPorts");
+        return vr_rule_fail(list, i, "guestPorts");
     }
     if (r->guest_port[1] - r->guest_port[0]
         != r->vip_port[1] - r->vip_port[0]) {
@@ -418,11 +418,11 @@ vr_parse_rule(json_t *v, long i, struct vr_pf_rule *r)
                      "differ in length", r->guest_port[0], r->guest_port[1],
                      r->vip_port[0], r->vip_port[1],
                      r->uuid ? r->uuid : "");
-        return vr_rule_fail(i, "guestPorts");
+        return vr_rule_fail(list, i, "guestPorts");
     }
     if (cidr && !json_is_null(cidr)) {
         if (vr_parse_cidr(cidr, NULL, &r->allowed) < 0) {
-            return vr_rule_fail(i, "allowedCidr");
+            return vr_rule_fail(list, i, "allowedCidr");
         }
         r->has_cidr = true;
     }
@@ -535,12 +535,32 @@ vr_config_parse__(json_t *json, struct vr_config *cfg)
         return NULL;
     }
     cfg->rules = xcalloc((size_t) n + 1, sizeof *cfg->rules);
+    cfg->cap_rules = (size_t) n + 1;
     for (long i = 0; i < n; i++) {
         cfg->n_rules++;
-        if (vr_parse_rule(json_array_get(rules, (size_t) i), i,
-                          &cfg->rules[i]) < 0) {
+        if (vr_parse_rule(json_array_get(rules, (size_t) i),
+                          "portForwarding", i, &cfg->rules[i]) < 0) {
             return NULL;
         }
+    }
+    /* The uuid index that deltas find rules by. */
+    cfg->rule_index = json_object();
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const char *uuid = cfg->rules[i].uuid;
+
+        if (!uuid) {
+            continue;
+        }
+        if (json_object_get(cfg->rule_index, uuid)) {
+            char f[64];
+
+            snprintf(f, sizeof f, "portForwarding[%zu].uuid", i);
+            error_report_field(PROBLEM_INVALID_ARGUMENT, f,
+                               "rule uuid '%s' is listed twice", uuid);
+            return NULL;
+        }
+        json_object_set_new(cfg->rule_index, uuid,
+                            json_integer((json_int_t) i));
     }
     return cfg;
 }
@@ -580,6 +600,7 @@ vr_config_free(struct vr_config *cfg)
         free(cfg->rules[i].uuid);
     }
     free(cfg->rules);
+    json_decref(cfg->rule_index);
     free(cfg);
 }
 
@@ -592,4 +613,208 @@ vr_config_public(const struct vr_config *cfg)
         }
     }
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Deltas. */
+
+static struct vr_delta *
+vr_delta_parse__(json_t *json, struct vr_delta *d)
+{
+    json_t *gen = json_object_get(json, "gen");
+    json_t *base = json_object_get(json, "baseGen");
+    json_t *add = json_object_get(json, "portForwardingAdd");
+    json_t *del = json_object_get(json, "portForwardingDel");
+    json_t *seen;
+    long n;
+
+    if (!json_is_object(json)) {
+        error_report(PROBLEM_INVALID_ARGUMENT, "the delta must be an object");
+        return NULL;
+    }
+    if (!json_is_integer(gen) || json_integer_value(gen) < 0) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "gen",
+                           "'gen' must be an integer >= 0");
+        return NULL;
+    }
+    if (!json_is_integer(base) || json_integer_value(base) < 0) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "baseGen",
+                           "'baseGen' must be an integer >= 0");
+        return NULL;
+    }
+    d->gen = json_integer_value(gen);
+    d->base_gen = json_integer_value(base);
+
+    n = vr_array_size(del, "portForwardingDel");
+    if (n < 0) {
+        return NULL;
+    }
+    d->del = xcalloc((size_t) n + 1, sizeof *d->del);
+    for (long i = 0; i < n; i++) {
+        const char *uuid = json_string_value(json_array_get(del, (size_t) i));
+
+        if (!uuid || !*uuid) {
+            char f[64];
+
+            snprintf(f, sizeof f, "portForwardingDel[%ld]", i);
+            error_report_field(PROBLEM_INVALID_ARGUMENT, f,
+                               "'%s' must be a rule uuid (a string)", f);
+            return NULL;
+        }
+        d->del[d->n_del++] = xstrdup(uuid);
+    }
+
+    n = vr_array_size(add, "portForwardingAdd");
+    if (n < 0) {
+        return NULL;
+    }
+    d->add = xcalloc((size_t) n + 1, sizeof *d->add);
+    seen = json_object();
+    for (long i = 0; i < n; i++) {
+        struct vr_pf_rule *r = &d->add[i];
+
+        d->n_add++;
+        if (vr_parse_rule(json_array_get(add, (size_t) i),
+                          "portForwardingAdd", i, r) < 0) {
+            json_decref(seen);
+            return NULL;
+        }
+        if (!r->uuid || !*r->uuid || json_object_get(seen, r->uuid)) {
+            char f[64];
+
+            snprintf(f, sizeof f, "portForwardingAdd[%ld].uuid", i);
+            if (r->uuid && *r->uuid) {
+                error_report_field(PROBLEM_INVALID_ARGUMENT, f,
+                                   "rule uuid '%s' is listed twice",
+                                   r->uuid);
+            } else {
+                error_report_field(PROBLEM_INVALID_ARGUMENT, f,
+                                   "a rule of a delta needs a uuid");
+            }
+            json_decref(seen);
+            return NULL;
+        }
+        json_object_set_new(seen, r->uuid, json_true());
+    }
+    json_decref(seen);
+
+    if (vr_parse_addr_list(json_object_get(json, "vipsAdd"), "vipsAdd",
+                           &d->vips_add, &d->n_vips_add) < 0
+        || vr_parse_addr_list(json_object_get(json, "vipsDel"), "vipsDel",
+                              &d->vips_del, &d->n_vips_del) < 0) {
+        return NULL;
+    }
+    return d;
+}
+
+struct vr_delta *
+vr_delta_parse(json_t *json)
+{
+    struct vr_delta *d = xcalloc(1, sizeof *d);
+
+    if (!vr_delta_parse__(json, d)) {
+        vr_delta_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void
+vr_delta_free(struct vr_delta *d)
+{
+    if (!d) {
+        return;
+    }
+    for (size_t i = 0; i < d->n_add; i++) {
+        free(d->add[i].uuid);
+    }
+    free(d->add);
+    for (size_t i = 0; i < d->n_del; i++) {
+        free(d->del[i]);
+    }
+    free(d->del);
+    free(d->vips_add);
+    free(d->vips_del);
+    free(d);
+}
+
+struct vr_pf_rule *
+vr_config_rule(const struct vr_config *cfg, const char *uuid)
+{
+    json_t *i = cfg->rule_index ? json_object_get(cfg->rule_index, uuid)
+                                : NULL;
+
+    return i ? &cfg->rules[json_integer_value(i)] : NULL;
+}
+
+bool
+vr_config_remove_rule(struct vr_config *cfg, const char *uuid)
+{
+    json_t *iv = cfg->rule_index ? json_object_get(cfg->rule_index, uuid)
+                                 : NULL;
+    size_t i;
+    size_t last;
+
+    if (!iv) {
+        return false;
+    }
+    i = (size_t) json_integer_value(iv);
+    last = cfg->n_rules - 1;
+    json_object_del(cfg->rule_index, uuid);     /* 'uuid' may be freed next. */
+    free(cfg->rules[i].uuid);
+    if (i != last) {
+        cfg->rules[i] = cfg->rules[last];
+        if (cfg->rules[i].uuid) {
+            json_object_set_new(cfg->rule_index, cfg->rules[i].uuid,
+                                json_integer((json_int_t) i));
+        }
+    }
+    memset(&cfg->rules[last], 0, sizeof cfg->rules[last]);
+    cfg->n_rules--;
+    return true;
+}
+
+void
+vr_config_append_rule(struct vr_config *cfg, struct vr_pf_rule *r)
+{
+    if (cfg->n_rules + 1 > cfg->cap_rules) {
+        cfg->cap_rules = 2 * cfg->cap_rules + 16;
+        cfg->rules = xrealloc(cfg->rules,
+                              cfg->cap_rules * sizeof *cfg->rules);
+    }
+    if (!cfg->rule_index) {
+        cfg->rule_index = json_object();
+    }
+    cfg->rules[cfg->n_rules] = *r;
+    json_object_set_new(cfg->rule_index, r->uuid,
+                        json_integer((json_int_t) cfg->n_rules));
+    cfg->n_rules++;
+    r->uuid = NULL;
+}
+
+bool
+vr_config_add_vip(struct vr_config *cfg, struct in_addr a)
+{
+    for (size_t i = 0; i < cfg->n_vips; i++) {
+        if (cfg->vips[i].s_addr == a.s_addr) {
+            return false;
+        }
+    }
+    cfg->vips = xrealloc(cfg->vips, (cfg->n_vips + 1) * sizeof *cfg->vips);
+    cfg->vips[cfg->n_vips++] = a;
+    return true;
+}
+
+bool
+vr_config_del_vip(struct vr_config *cfg, struct in_addr a)
+{
+    for (size_t i = 0; i < cfg->n_vips; i++) {
+        if (cfg->vips[i].s_addr == a.s_addr) {
+            memmove(&cfg->vips[i], &cfg->vips[i + 1],
+                    (cfg->n_vips - i - 1) * sizeof *cfg->vips);
+            cfg->n_vips--;
+            return true;
+        }
+    }
+    return false;
 }

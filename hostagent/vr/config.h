@@ -97,7 +97,9 @@ struct vr_pf_rule {
     struct vr_cidr allowed;     /* Sources admitted when 'has_cidr'. */
 };
 
-/* The whole desired configuration of the router. */
+/* The whole desired configuration of the router.  kvmstack-vr keeps the
+ * one it committed last and edits it with deltas (vr_config_*_rule,
+ * vr_config_*_vip below). */
 struct vr_config {
     int64_t gen;                /* Generation, echoed in the reply. */
     struct vr_iface *ifaces;
@@ -107,8 +109,30 @@ struct vr_config {
     struct vr_snat *snat;
     size_t n_snat;
     struct vr_dhcp *dhcp;       /* NULL: no DHCP/DNS service. */
-    struct vr_pf_rule *rules;
+    struct vr_pf_rule *rules;   /* In no particular order (a delta's
+                                 * removal moves the last rule into the
+                                 * hole). */
     size_t n_rules;
+    size_t cap_rules;           /* Slots allocated in 'rules'. */
+    json_t *rule_index;         /* Rule uuid -> its index in 'rules' (an
+                                 * integer); rules without a uuid are not
+                                 * in it.  Uuids are unique. */
+};
+
+/* The delta form of vr.apply (proto.h): a change of some port-forwarding
+ * rules and VIP addresses, on top of configuration 'base_gen'. */
+struct vr_delta {
+    int64_t gen;                /* Generation reached. */
+    int64_t base_gen;           /* Generation it applies to. */
+    struct vr_pf_rule *add;     /* Rules added, or replacing the rule with
+                                 * their uuid (which is always set). */
+    size_t n_add;
+    char **del;                 /* Uuids of rules removed. */
+    size_t n_del;
+    struct in_addr *vips_add;   /* VIP /32s added (if not there yet). */
+    size_t n_vips_add;
+    struct in_addr *vips_del;   /* VIP /32s removed (if there). */
+    size_t n_vips_del;
 };
 
 /* Parses and validates 'json' (C of vr.apply).  Returns a new config that
@@ -118,6 +142,30 @@ struct vr_config {
 struct vr_config *vr_config_parse(json_t *json);
 
 void vr_config_free(struct vr_config *cfg);
+
+/* Parses and validates 'json' (the D of vr.apply {"delta":D}): every rule
+ * of portForwardingAdd has a uuid, none twice.  Returns a new delta that
+ * the caller frees with vr_delta_free(), or NULL with invalid-argument
+ * reported (naming the field). */
+struct vr_delta *vr_delta_parse(json_t *json);
+
+void vr_delta_free(struct vr_delta *d);
+
+/* The rule of 'cfg' with uuid 'uuid', or NULL. */
+struct vr_pf_rule *vr_config_rule(const struct vr_config *cfg,
+                                  const char *uuid);
+
+/* Removes the rule with uuid 'uuid' from 'cfg' when there (the last rule
+ * takes its slot).  Returns whether it was there. */
+bool vr_config_remove_rule(struct vr_config *cfg, const char *uuid);
+
+/* Appends '*r' to 'cfg', taking its uuid (r->uuid is NULL after), which
+ * must be set and not yet in 'cfg'. */
+void vr_config_append_rule(struct vr_config *cfg, struct vr_pf_rule *r);
+
+/* Adds VIP 'a' to 'cfg' / removes it; returns whether 'cfg' changed. */
+bool vr_config_add_vip(struct vr_config *cfg, struct in_addr a);
+bool vr_config_del_vip(struct vr_config *cfg, struct in_addr a);
 
 /* The public NIC (the first one with that role), or NULL. */
 const struct vr_iface *vr_config_public(const struct vr_config *cfg);

@@ -6,7 +6,11 @@
  * would keep reaching the old target.  The kernel cannot delete by partial
  * tuple, so this dumps the destination-NATed IPv4 entries (filtered in the
  * kernel by status where it supports that, by the callback anyway),
- * collects the stale ones, and deletes them one by one. */
+ * collects the stale ones, and deletes them one by one.  The dump walks
+ * the conntrack hash of the whole kernel, whatever the namespace holds:
+ * 10-15 ms for the 262,144 buckets of a host with more than 4 GB (the
+ * benchmark's namespaces), a 64th of that many in a 512 MB appliance;
+ * so a namespace that tracks nothing is not dumped. */
 #include "ct.h"
 
 #include <arpa/inet.h>
@@ -14,6 +18,7 @@
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -64,6 +69,25 @@ ct_dump_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
     return NFCT_CB_CONTINUE;
 }
 
+/* Whether this network namespace tracks no connection at all, so that
+ * there is nothing to flush: the dump walks the conntrack hash of the
+ * whole kernel (shared by every namespace; 262,144 buckets on a big
+ * host), the count is one read. */
+static bool
+ct_none(void)
+{
+    FILE *f = fopen("/proc/sys/net/netfilter/nf_conntrack_count", "re");
+    unsigned long n = 1;
+
+    if (f) {
+        if (fscanf(f, "%lu", &n) != 1) {
+            n = 1;
+        }
+        fclose(f);
+    }
+    return n == 0;
+}
+
 int
 ct_flush(ct_stale_fn *stale, void *aux, size_t *n_deleted)
 {
@@ -74,6 +98,9 @@ ct_flush(ct_stale_fn *stale, void *aux, size_t *n_deleted)
     int rc = 0;
 
     *n_deleted = 0;
+    if (ct_none()) {
+        return 0;
+    }
     h = nfct_open(CONNTRACK, 0);
     if (!h) {
         error_report(PROBLEM_INTERNAL_ERROR,

@@ -36,7 +36,11 @@
  * add element..." which atomically replaces whatever was there.  Port
  * forwarding elements are kept in an open-addressing hash keyed by
  * (protocol, VIP, port), so diffing 30,000 rules is a few milliseconds; the
- * few other elements are kept as sorted strings. */
+ * few other elements are kept as sorted strings.  A change of some rules
+ * (fw_apply_rules(), for vr.apply's delta form) looks at those rules'
+ * elements only: the same diff between their committed elements and their
+ * new ones, then the committed hash is edited in place (backward-shift
+ * deletion: no tombstones), so its cost does not grow with the table. */
 #include "fw.h"
 
 #include <arpa/inet.h>
@@ -266,6 +270,52 @@ fw_pf_insert(struct fw_pf_table *t, const struct fw_pf *e)
     return NULL;
 }
 
+/* Removes the entry for (proto, vip, vport) if there: backward-shift
+ * deletion, so that every other entry stays reachable from its home slot
+ * without tombstones.  Returns whether it was there. */
+static bool
+fw_pf_remove(struct fw_pf_table *t, uint8_t proto, uint32_t vip,
+             uint16_t vport)
+{
+    const struct fw_pf *p = fw_pf_find(t, proto, vip, vport);
+    size_t mask = t->cap - 1;
+    size_t hole;
+    size_t j;
+
+    if (!p) {
+        return false;
+    }
+    hole = (size_t) (p - t->slots);
+    memset(&t->slots[hole], 0, sizeof t->slots[hole]);
+    t->n--;
+    for (j = (hole + 1) & mask; t->slots[j].proto; j = (j + 1) & mask) {
+        const struct fw_pf *e = &t->slots[j];
+        size_t home = fw_pf_hash(e->proto, e->vip, e->vport) & mask;
+
+        /* 'e' may move into the hole unless its home lies cyclically in
+         * (hole, j]. */
+        if (hole <= j ? (home <= hole || home > j)
+                      : (home <= hole && home > j)) {
+            t->slots[hole] = *e;
+            memset(&t->slots[j], 0, sizeof t->slots[j]);
+            hole = j;
+        }
+    }
+    return true;
+}
+
+/* A deep copy of 't'. */
+static void
+fw_pf_table_copy(struct fw_pf_table *dst, const struct fw_pf_table *src)
+{
+    dst->cap = src->cap;
+    dst->n = src->n;
+    dst->slots = src->cap ? xmalloc(src->cap * sizeof *src->slots) : NULL;
+    if (src->cap) {
+        memcpy(dst->slots, src->slots, src->cap * sizeof *src->slots);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Small sorted string sets. */
 
@@ -346,6 +396,26 @@ fw_state_destroy(struct fw_state *st)
     }
 }
 
+/* A deep copy of 'src'. */
+static void
+fw_state_copy(struct fw_state *dst, const struct fw_state *src)
+{
+    memset(dst, 0, sizeof *dst);
+    fw_pf_table_copy(&dst->pf, &src->pf);
+    for (int s = 0; s < FW_SET_N; s++) {
+        const struct fw_strset *ss = &src->sets[s];
+        struct fw_strset *ds = &dst->sets[s];
+
+        ds->n = ss->n;
+        ds->keys = xcalloc(ss->n + 1, sizeof *ds->keys);
+        ds->vals = xcalloc(ss->n + 1, sizeof *ds->vals);
+        for (size_t i = 0; i < ss->n; i++) {
+            ds->keys[i] = xstrdup(ss->keys[i]);
+            ds->vals[i] = ss->vals[i] ? xstrdup(ss->vals[i]) : NULL;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Desired state from a configuration. */
 
@@ -366,6 +436,35 @@ fw_cidr_str(const struct vr_cidr *c)
     return xstrdup(vr_cidr_format(c, buf));
 }
 
+/* The element of VIP port 'p' of rule 'r'. */
+static struct fw_pf
+fw_pf_of(const struct vr_pf_rule *r, unsigned p)
+{
+    struct fw_pf e = {
+        .vip = r->vip.s_addr,
+        .gip = r->guest_ip.s_addr,
+        .cidr = r->has_cidr ? r->allowed.net.s_addr : 0,
+        .vport = (uint16_t) p,
+        .gport = (uint16_t) (r->guest_port[0] + (p - r->vip_port[0])),
+        .proto = (uint8_t) r->proto,
+        .cidr_len = r->has_cidr ? r->allowed.len : FW_NO_CIDR,
+    };
+
+    return e;
+}
+
+/* Reports that port 'p' of rule 'r' is claimed by another rule too. */
+static void
+fw_pf_conflict(const struct vr_pf_rule *r, unsigned p)
+{
+    char vip[INET_ADDRSTRLEN];
+
+    inet_ntop(AF_INET, &r->vip, vip, sizeof vip);
+    error_report(PROBLEM_CONFLICT, "port %u/%s of VIP '%s' is forwarded by "
+                 "two rules (one is '%s')", p, vr_proto_name(r->proto), vip,
+                 r->uuid ? r->uuid : "?");
+}
+
 /* Fills 'st' from 'cfg'.  Returns 0, or -1 with conflict reported (two
  * rules claim one port, two SNAT entries one source). */
 static int
@@ -383,26 +482,10 @@ fw_state_build(struct fw_state *st, const struct vr_config *cfg)
         const struct vr_pf_rule *r = &cfg->rules[i];
 
         for (unsigned p = r->vip_port[0]; p <= r->vip_port[1]; p++) {
-            struct fw_pf e = {
-                .vip = r->vip.s_addr,
-                .gip = r->guest_ip.s_addr,
-                .cidr = r->has_cidr ? r->allowed.net.s_addr : 0,
-                .vport = (uint16_t) p,
-                .gport = (uint16_t) (r->guest_port[0]
-                                     + (p - r->vip_port[0])),
-                .proto = (uint8_t) r->proto,
-                .cidr_len = r->has_cidr ? r->allowed.len : FW_NO_CIDR,
-            };
+            struct fw_pf e = fw_pf_of(r, p);
 
             if (fw_pf_insert(&st->pf, &e)) {
-                char vip[INET_ADDRSTRLEN];
-
-                inet_ntop(AF_INET, &r->vip, vip, sizeof vip);
-                error_report(PROBLEM_CONFLICT,
-                             "port %u/%s of VIP '%s' is forwarded by two "
-                             "rules (one is '%s')", p,
-                             vr_proto_name(r->proto), vip,
-                             r->uuid ? r->uuid : "?");
+                fw_pf_conflict(r, p);
                 return -1;
             }
         }
@@ -927,6 +1010,178 @@ fw_apply(struct fw *fw, const struct vr_config *cfg, struct fw_stats *stats)
 out:
     free(batch);
     fw_pf_table_destroy(&flush);
+    fw_state_destroy(&desired);
+    return rc;
+}
+
+/* The i-th of some rules: 'ptrs[i]' (an array of pointers), or 'rules[i]'
+ * when 'ptrs' is NULL. */
+static const struct vr_pf_rule *
+fw_nth_rule(const struct vr_pf_rule *const *ptrs,
+            const struct vr_pf_rule *rules, size_t i)
+{
+    return ptrs ? ptrs[i] : &rules[i];
+}
+
+/* The number of VIP ports of 'n' rules (as fw_nth_rule()). */
+static size_t
+fw_count_ports(const struct vr_pf_rule *const *ptrs,
+               const struct vr_pf_rule *rules, size_t n)
+{
+    size_t ports = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct vr_pf_rule *r = fw_nth_rule(ptrs, rules, i);
+
+        ports += (size_t) (r->vip_port[1] - r->vip_port[0]) + 1;
+    }
+    return ports;
+}
+
+int
+fw_apply_rules(struct fw *fw, const struct vr_pf_rule *const *old,
+               size_t n_old, const struct vr_pf_rule *add, size_t n_add,
+               struct fw_stats *stats)
+{
+    struct fw_state out;        /* Committed elements of 'old'. */
+    struct fw_state in;         /* Elements of 'add'. */
+    struct fw_state desired;    /* A full rebuild's state. */
+    struct fw_pf_table flush;
+    char *batch = NULL;
+    bool full = !fw->built;
+    size_t ops = 0;
+    int rc = -1;
+
+    memset(stats, 0, sizeof *stats);
+    memset(&out, 0, sizeof out);
+    memset(&in, 0, sizeof in);
+    memset(&desired, 0, sizeof desired);
+    memset(&flush, 0, sizeof flush);
+    fw_pf_table_init(&out.pf, fw_count_ports(old, NULL, n_old));
+    fw_pf_table_init(&in.pf, fw_count_ports(NULL, add, n_add));
+    for (size_t i = 0; i < n_old; i++) {
+        const struct vr_pf_rule *r = old[i];
+
+        for (unsigned p = r->vip_port[0]; p <= r->vip_port[1]; p++) {
+            const struct fw_pf *c = fw_pf_find(&fw->committed.pf,
+                                               (uint8_t) r->proto,
+                                               r->vip.s_addr, (uint16_t) p);
+
+            if (c) {
+                fw_pf_insert(&out.pf, c);
+            }
+        }
+    }
+    /* A port of 'add' must be free once 'old' is gone. */
+    for (size_t i = 0; i < n_add; i++) {
+        const struct vr_pf_rule *r = &add[i];
+
+        for (unsigned p = r->vip_port[0]; p <= r->vip_port[1]; p++) {
+            struct fw_pf e = fw_pf_of(r, p);
+
+            if (fw_pf_insert(&in.pf, &e)
+                || (!fw_pf_find(&out.pf, e.proto, e.vip, e.vport)
+                    && fw_pf_find(&fw->committed.pf, e.proto, e.vip,
+                                  e.vport))) {
+                fw_pf_conflict(r, p);
+                goto out;
+            }
+        }
+    }
+
+    if (!full) {
+        struct fw_batch b;
+        struct sbuf text;
+
+        fw_pf_table_init(&flush, 0);
+        fw_batch_init(&b);
+        fw_batch_delta(&b, &out, &in, &flush);
+        ops = b.ops;
+        if (ops) {
+            sbuf_init(&text);
+            fw_batch_render(&b, fw->table, &text);
+            batch = sbuf_take(&text);
+        }
+        fw_batch_destroy(&b);
+        if (ops && fw_run(fw, batch, &stats->nft_usec) < 0) {
+            LOG_WARN("table %s: delta of %zu elements refused (%s); "
+                     "rebuilding the whole table", fw->table, ops,
+                     error_last_message());
+            free(batch);
+            batch = NULL;
+            full = true;
+        }
+    }
+    if (full) {
+        /* What the table must hold: the committed state with 'old' taken
+         * out and 'add' put in. */
+        fw_state_copy(&desired, &fw->committed);
+        for (size_t i = 0; i < out.pf.cap; i++) {
+            const struct fw_pf *o = &out.pf.slots[i];
+
+            if (o->proto) {
+                fw_pf_remove(&desired.pf, o->proto, o->vip, o->vport);
+            }
+        }
+        for (size_t i = 0; i < in.pf.cap; i++) {
+            if (in.pf.slots[i].proto) {
+                fw_pf_insert(&desired.pf, &in.pf.slots[i]);
+            }
+        }
+        batch = fw_full_text(fw->table, &desired, &ops);
+        if (fw_run(fw, batch, &stats->nft_usec) < 0) {
+            goto out;
+        }
+    }
+    stats->ops = ops;
+    stats->full = full;
+    stats->batch_bytes = batch ? strlen(batch) : 0;
+    if (ops) {
+        LOG_INFO("table %s: %s of %zu elements committed in %.3f ms",
+                 fw->table, full ? "full build" : "rule delta", ops,
+                 stats->nft_usec / 1000.0);
+    }
+
+    /* Committed: from now on the kernel has the change. */
+    if (full || flush.n) {
+        struct fw_stale_full_aux aux = { &fw->committed.pf, &desired.pf };
+        int64_t t0 = fw_usec();
+        int r = ct_flush(full ? fw_stale_full : fw_stale_delta,
+                         full ? (void *) &aux : (void *) &flush,
+                         &stats->ct_flushed);
+
+        stats->ct_usec = fw_usec() - t0;
+        if (r < 0) {
+            LOG_WARN("table %s: %s", fw->table, error_last_message());
+            error_reset();
+        }
+    }
+    if (full) {
+        fw_state_destroy(&fw->committed);
+        fw->committed = desired;
+        memset(&desired, 0, sizeof desired);
+        fw->built = true;
+    } else {
+        for (size_t i = 0; i < out.pf.cap; i++) {
+            const struct fw_pf *o = &out.pf.slots[i];
+
+            if (o->proto) {
+                fw_pf_remove(&fw->committed.pf, o->proto, o->vip, o->vport);
+            }
+        }
+        for (size_t i = 0; i < in.pf.cap; i++) {
+            if (in.pf.slots[i].proto) {
+                fw_pf_insert(&fw->committed.pf, &in.pf.slots[i]);
+            }
+        }
+    }
+    rc = 0;
+
+out:
+    free(batch);
+    fw_pf_table_destroy(&flush);
+    fw_state_destroy(&out);
+    fw_state_destroy(&in);
     fw_state_destroy(&desired);
     return rc;
 }

@@ -49,6 +49,21 @@ void fw_free(struct fw *fw);
 int fw_apply(struct fw *fw, const struct vr_config *cfg,
              struct fw_stats *stats);
 
+/* Applies a change of some rules without looking at the others: the
+ * 'n_old' rules 'old' (as committed; they are taken out) and the 'n_add'
+ * rules 'add' (put in), in ONE nftables transaction holding only their
+ * elements (a rule in both, re-targeted, is a change of its elements; an
+ * unchanged one is nothing).  Conntrack entries of removed and
+ * re-targeted ports are flushed after the commit.  A delta the kernel
+ * refuses is retried as a full rebuild of the committed state with the
+ * change, as fw_apply() does.  Returns 0 with '*stats' filled, or -1 with
+ * an error reported: conflict when a port of 'add' is forwarded by a rule
+ * that stays (or by two rules of 'add'), else nft's own error text; then
+ * the kernel and the committed state are as before. */
+int fw_apply_rules(struct fw *fw, const struct vr_pf_rule *const *old,
+                   size_t n_old, const struct vr_pf_rule *add, size_t n_add,
+                   struct fw_stats *stats);
+
 /* Renders the full batch for 'cfg' without running it (tests, debugging).
  * Caller frees.  NULL with an error reported on a conflict. */
 char *fw_render_full(const char *table, const struct vr_config *cfg);

@@ -24,6 +24,16 @@
  * it committed, so an apply whose later step failed is finished by the
  * next apply of the same configuration.
  *
+ * vr.apply {"delta":D} changes some rules of the configuration applied
+ * last, which is kept (struct vr.cfg, with a uuid index), so that one
+ * rule's change costs the same at any number of rules: no whole
+ * configuration to parse or diff.  It applies only on the gen it names as
+ * its base (else "gen gap", nothing done; mgmt then sends everything);
+ * then fw_apply_rules() (ONE transaction of the rules' elements), the edit
+ * of vr.cfg, and addr_apply() when the VIP set changed.  A failure after
+ * nftables committed (addresses; dnsmasq in a whole apply) leaves no gen:
+ * deltas are refused until a whole configuration is applied.
+ *
  * The virtio-serial port can be open while no host side is connected:
  * the guest kernel then reports POLLIN|POLLHUP (POLLIN because a read
  * returns 0 at once) and writes fail with EAGAIN.  The loop treats POLLHUP
@@ -82,7 +92,12 @@ struct vr {
     size_t n_known;
     int64_t parse_usec;         /* Time proto_next() took on the frame
                                  * being handled (JSON parsing). */
-    bool has_gen;               /* Whether 'gen' is set. */
+    struct vr_config *cfg;      /* What the kernel has (nft rules and
+                                 * VIPs): the last configuration applied,
+                                 * edited by the deltas since; NULL
+                                 * before the first apply. */
+    bool has_gen;               /* Whether 'gen' is set: 'cfg' is wholly
+                                 * applied and deltas may build on it. */
     int64_t gen;                /* Gen of the last successful apply. */
 };
 
@@ -208,8 +223,143 @@ vr_resolve(struct vr *vr, struct vr_config *cfg)
     return 0;
 }
 
-/* vr.apply: converges to configuration 'c'.  Returns the result object,
- * or NULL with an error reported. */
+/* The stats of a reply. */
+static json_t *
+vr_stats(const struct fw_stats *st, bool delta, size_t n_rules,
+         bool addr_changed, bool dhcp_changed, int64_t apply_usec,
+         int64_t parse_usec)
+{
+    return json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, "
+                     "s:b, s:I}",
+                     "nftOps", (json_int_t) st->ops,
+                     "nftFull", st->full,
+                     "nftUsec", (json_int_t) st->nft_usec,
+                     "batchBytes", (json_int_t) st->batch_bytes,
+                     "conntrackFlushed", (json_int_t) st->ct_flushed,
+                     "conntrackUsec", (json_int_t) st->ct_usec,
+                     "addressesChanged", addr_changed,
+                     "dnsmasqChanged", dhcp_changed,
+                     "applyUsec", (json_int_t) apply_usec,
+                     "parseUsec", (json_int_t) parse_usec,
+                     "delta", delta,
+                     "rules", (json_int_t) n_rules);
+}
+
+/* Makes 'cfg' the configuration the kernel has; 'applied': wholly (its
+ * gen reached), else only its nftables part (a later step failed: no
+ * delta may build on it until a whole configuration is applied). */
+static void
+vr_commit(struct vr *vr, struct vr_config *cfg, bool applied)
+{
+    vr_config_free(vr->cfg);
+    vr->cfg = cfg;
+    vr->has_gen = applied;
+    vr->gen = applied ? cfg->gen : 0;
+}
+
+/* vr.apply {"delta":D}: applies the change D to the committed
+ * configuration when that is D's base.  Returns the result object, or
+ * NULL with an error reported. */
+static json_t *
+vr_apply_delta(struct vr *vr, json_t *json)
+{
+    int64_t t0 = vr_usec();
+    struct vr_delta *d = vr_delta_parse(json);
+    struct vr_config *cfg = vr->cfg;
+    const struct vr_pf_rule **old = NULL;
+    size_t n_old = 0;
+    struct fw_stats st;
+    bool vips_changed = false;
+    bool addr_changed = false;
+    json_t *result = NULL;
+
+    if (!d) {
+        return NULL;
+    }
+    if (!cfg || !vr->has_gen || vr->gen != d->base_gen) {
+        char have[32];
+
+        if (cfg && vr->has_gen) {
+            snprintf(have, sizeof have, "%lld", (long long) vr->gen);
+        } else {
+            snprintf(have, sizeof have, "none");
+        }
+        error_report_field(PROBLEM_CONFLICT, "baseGen", "gen gap: have %s, "
+                           "delta is based on %lld", have,
+                           (long long) d->base_gen);
+        goto out;
+    }
+    if (d->n_vips_add && !vr_config_public(cfg)) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "vipsAdd",
+                           "VIPs need an interface with role \"public\"");
+        goto out;
+    }
+
+    /* The committed rules that go: removed, or replaced by an add.  A
+     * json object dedups uuids listed in both. */
+    old = xcalloc(d->n_del + d->n_add + 1, sizeof *old);
+    {
+        json_t *seen = json_object();
+
+        for (size_t i = 0; i < d->n_del + d->n_add; i++) {
+            const char *uuid = i < d->n_del ? d->del[i]
+                                            : d->add[i - d->n_del].uuid;
+            const struct vr_pf_rule *r = vr_config_rule(cfg, uuid);
+
+            if (r && !json_object_get(seen, uuid)) {
+                json_object_set_new(seen, uuid, json_true());
+                old[n_old++] = r;
+            }
+        }
+        json_decref(seen);
+    }
+    if (fw_apply_rules(vr->fw, old, n_old, d->add, d->n_add, &st) < 0) {
+        goto fail;
+    }
+
+    /* Committed: the in-memory configuration follows. */
+    for (size_t i = 0; i < d->n_del; i++) {
+        vr_config_remove_rule(cfg, d->del[i]);
+    }
+    for (size_t i = 0; i < d->n_add; i++) {
+        vr_config_remove_rule(cfg, d->add[i].uuid);
+        vr_config_append_rule(cfg, &d->add[i]);
+    }
+    for (size_t i = 0; i < d->n_vips_del; i++) {
+        vips_changed |= vr_config_del_vip(cfg, d->vips_del[i]);
+    }
+    for (size_t i = 0; i < d->n_vips_add; i++) {
+        vips_changed |= vr_config_add_vip(cfg, d->vips_add[i]);
+    }
+    cfg->gen = d->gen;
+    vr->has_gen = false;
+    if (vips_changed && addr_apply(vr->addr, cfg, &addr_changed) < 0) {
+        goto fail;
+    }
+    vr->has_gen = true;
+    vr->gen = d->gen;
+    result = json_pack("{s:I, s:o}", "gen", (json_int_t) d->gen, "stats",
+                       vr_stats(&st, true, cfg->n_rules, addr_changed, false,
+                                vr_usec() - t0, vr->parse_usec));
+    LOG_INFO("gen %lld (delta on %lld) applied: -%zu +%zu rules (%zu in "
+             "all), %zu nft elements changed in %.3f ms, %.3f ms in all",
+             (long long) d->gen, (long long) d->base_gen, d->n_del,
+             d->n_add, cfg->n_rules, st.ops, st.nft_usec / 1000.0,
+             (vr_usec() - t0) / 1000.0);
+    goto out;
+
+fail:
+    error_prefix("gen %lld (delta on %lld): ", (long long) d->gen,
+                 (long long) d->base_gen);
+out:
+    free(old);
+    vr_delta_free(d);
+    return result;
+}
+
+/* vr.apply: converges to configuration 'c', or applies the delta of
+ * {"delta":D}.  Returns the result object, or NULL with an error
+ * reported. */
 static json_t *
 vr_apply(struct vr *vr, json_t *c)
 {
@@ -220,6 +370,9 @@ vr_apply(struct vr *vr, json_t *c)
     bool dhcp_changed = false;
     json_t *result;
 
+    if (json_object_get(c, "delta")) {
+        return vr_apply_delta(vr, json_object_get(c, "delta"));
+    }
     if (json_is_object(json_object_get(c, "config"))) {
         c = json_object_get(c, "config");       /* The agent's envelope. */
     }
@@ -227,32 +380,26 @@ vr_apply(struct vr *vr, json_t *c)
     if (!cfg) {
         return NULL;
     }
-    if (vr_resolve(vr, cfg) < 0 || fw_apply(vr->fw, cfg, &st) < 0
-        || addr_apply(vr->addr, cfg, &addr_changed) < 0
-        || dhcp_apply(vr->dhcp, cfg, &dhcp_changed) < 0) {
+    if (vr_resolve(vr, cfg) < 0 || fw_apply(vr->fw, cfg, &st) < 0) {
+        /* Nothing changed. */
         error_prefix("gen %lld: ", (long long) cfg->gen);
         vr_config_free(cfg);
         return NULL;
     }
-    vr->has_gen = true;
-    vr->gen = cfg->gen;
-    result = json_pack("{s:I, s:{s:I, s:b, s:I, s:I, s:I, s:I, s:b, s:b, "
-                       "s:I, s:I}}",
-                       "gen", (json_int_t) cfg->gen, "stats",
-                       "nftOps", (json_int_t) st.ops,
-                       "nftFull", st.full,
-                       "nftUsec", (json_int_t) st.nft_usec,
-                       "batchBytes", (json_int_t) st.batch_bytes,
-                       "conntrackFlushed", (json_int_t) st.ct_flushed,
-                       "conntrackUsec", (json_int_t) st.ct_usec,
-                       "addressesChanged", addr_changed,
-                       "dnsmasqChanged", dhcp_changed,
-                       "applyUsec", (json_int_t) (vr_usec() - t0),
-                       "parseUsec", (json_int_t) vr->parse_usec);
+    if (addr_apply(vr->addr, cfg, &addr_changed) < 0
+        || dhcp_apply(vr->dhcp, cfg, &dhcp_changed) < 0) {
+        error_prefix("gen %lld: ", (long long) cfg->gen);
+        vr_commit(vr, cfg, false);
+        return NULL;
+    }
+    result = json_pack("{s:I, s:o}", "gen", (json_int_t) cfg->gen, "stats",
+                       vr_stats(&st, false, cfg->n_rules, addr_changed,
+                                dhcp_changed, vr_usec() - t0,
+                                vr->parse_usec));
     LOG_INFO("gen %lld applied: %zu rules, %zu nft elements changed in "
              "%.3f ms, %.3f ms in all", (long long) cfg->gen, cfg->n_rules,
              st.ops, st.nft_usec / 1000.0, (vr_usec() - t0) / 1000.0);
-    vr_config_free(cfg);
+    vr_commit(vr, cfg, true);
     return result;
 }
 
@@ -344,9 +491,10 @@ vr_drain(struct vr *vr, struct vr_chan *ch)
 static void
 vr_send_init(struct vr_chan *ch)
 {
-    vr_send(ch, json_pack("{s:s, s:i, s:s, s:[s], s:s}", "kind", "init",
+    vr_send(ch, json_pack("{s:s, s:i, s:s, s:[s, s], s:s}", "kind", "init",
                           "version", PROTO_VERSION, "role", "vr",
-                          "capabilities", "vr.apply", "agentVersion",
+                          "capabilities", "vr.apply", "vr.apply.delta",
+                          "agentVersion",
                           KVMSTACK_VERSION));
 }
 
@@ -599,6 +747,7 @@ main(int argc, char **argv)
     dhcp_free(vr.dhcp);
     addr_free(vr.addr);
     fw_free(vr.fw);
+    vr_config_free(vr.cfg);
     free(vr.known);
     sbuf_destroy(&ch.in);
     return rc;

@@ -119,13 +119,19 @@
  * Virtual routers (hostagent/vr.c relays; hostagent/vr/ is kvmstack-vr):
  *   The VR domain is started with vrChannel; kvmstack-vr inside opens the
  *   virtio-serial port org.kvmstack.vr.0 and speaks this same framing to
- *   the agent over it: first {"kind":"init","version":1,"role":"vr"},
- *   then it serves calls.  The agent connects to /var/lib/kvmstack/vr/U.sock
+ *   the agent over it: first {"kind":"init","version":1,"role":"vr",
+ *   "capabilities":["vr.apply","vr.apply.delta"]} (the second since
+ *   deltas; informational), then it serves calls.  The agent connects to /var/lib/kvmstack/vr/U.sock
  *   (QEMU's end) for every VR domain it runs, reconnecting as needed.
  *   vr.apply {"uuid":U,"config":C} -> {"gen":G}
- *       Relays C to the VR U and waits (up to 30 s) for it to be applied.
- *       not-found when U has no channel; host-unreachable when kvmstack-vr
- *       has not said init yet (booting); the VR's own problem otherwise.
+ *   vr.apply {"uuid":U,"delta":D} -> {"gen":G}
+ *       Relays C (as the VR's params) or D (as {"delta":D}) to the VR U and
+ *       waits (up to 30 s) for it to be applied.  not-found when U has no
+ *       channel; host-unreachable when kvmstack-vr has not said init yet
+ *       (booting); the VR's own problem otherwise.  An agent older than
+ *       deltas refuses {"delta":D} (invalid-argument: no "config"), so
+ *       does an older kvmstack-vr (no "gen"): both before any side
+ *       effect, and mgmt then sends C.
  *   vr.status {"uuid":U} -> {"connected":bool,"gen":G|null}
  *   Event {"kind":"event","event":"vr.state","data":{"uuid":U,
  *       "state":"Connected|Disconnected"}} when kvmstack-vr says init
@@ -149,11 +155,41 @@
  *        "portForwarding":[{"uuid":R,"vip":A,"protocol":"tcp|udp",
  *                "vipPorts":[P1,P2],"guestIp":A,"guestPorts":[Q1,Q2],
  *                "allowedCidr":"CIDR"|null}]}
+ *       Rule uuids are unique (a uuid listed twice is invalid-argument);
+ *       a rule without one cannot be named by a delta.
  *       Rules live in nftables maps keyed by (VIP, protocol, port), one
  *       element per port (a shifted range VIP 1000-1010 -> 2000-2010 is
  *       11 elements), so a rule change is an element change and lookup
  *       cost does not grow with the number of rules.  A rule removed or
  *       re-targeted has the conntrack entries of its VIP ports flushed.
+ *   vr.apply {"delta":D} -> {"gen":G}  D changes some rules of the
+ *       configuration the VR holds (C as applied, edited by the deltas
+ *       since), so that a change of one rule costs the same at any number
+ *       of rules (mgmt sends one for a rule's create, attach, detach,
+ *       enable, disable, delete, and a VIP's delete):
+ *       {"gen":G, "baseGen":B,
+ *        "portForwardingDel":[R,...],          (rule uuids)
+ *        "portForwardingAdd":[rule,...],       (as in C's portForwarding,
+ *                                               uuid required)
+ *        "vipsAdd":[A,...], "vipsDel":[A,...]} (VIP /32s)
+ *       Applied only when the VR's gen is B; else conflict, field
+ *       "baseGen", "gen gap: have X, delta is based on B" (X is "none"
+ *       after a boot, or after a failed apply), and nothing changes: mgmt
+ *       then sends the whole C.  Rules of portForwardingDel and the rules
+ *       whose uuid portForwardingAdd names go, then portForwardingAdd's
+ *       come in: an add of an existing uuid replaces the rule (re-target,
+ *       as one change of its elements; the same rule again is nothing),
+ *       a del of an unknown uuid is nothing.  vipsAdd adds addresses not
+ *       there yet, vipsDel removes those there: the VIP set is mgmt's to
+ *       say (it sends a VIP's address with its first rule and takes it
+ *       with its last), the VR does not derive it from the rules, just as
+ *       in C.  ONE nftables transaction with only these rules' elements,
+ *       then the conntrack flush of removed and re-targeted ports, then
+ *       the addresses if the VIP set changed; a port of an added rule that
+ *       a staying rule forwards is a conflict and nothing changes; a
+ *       batch the kernel refuses (the table changed behind the VR's back)
+ *       is retried as one full rebuild.  Stats as for C, with
+ *       "delta":true.
  *
  * Events:
  *   {"kind":"event","event":"vm.state","data":{"uuid":U,"state":S,
@@ -180,7 +216,8 @@
 #include "kvmstack/util.h"
 
 #define PROTO_VERSION 1
-#define PROTO_MAX_FRAME (4 * 1024 * 1024)
+/* A full VR configuration of 30,000 rules is about 6 MB of JSON. */
+#define PROTO_MAX_FRAME (64 * 1024 * 1024)
 
 /* Serializes 'msg' as one frame (compact JSON + '\n'); caller frees. */
 char *proto_encode(json_t *msg);

@@ -7,7 +7,10 @@
 # rule and to delete one, and the TCP connect latency (p50, p99) through
 # the DNAT to a backend, for
 #   maps       kvmstack-vr (nftables maps; nft transaction time inside the
-#              daemon and the whole vr.apply call)
+#              daemon and the whole vr.apply call, with the full
+#              configuration and with a delta of the one rule, as mgmt
+#              sends a rule's change; and a delta deleting a rule that
+#              has connections, whose conntrack entries are flushed)
 #   nft-rules  one nft DNAT rule per mapping (libnftables in-process)
 #   iptables   a linear iptables-legacy nat chain (iptables-legacy-restore)
 # against the targets of issue 5 (add/delete <= 5 ms at every N; connect

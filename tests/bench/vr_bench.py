@@ -6,10 +6,14 @@ Three ways to hold N port-forwarding rules in a router namespace
 (tests/vr/vrlib.py's topology; nothing leaves the machine):
 
   maps      kvmstack-vr itself (--stdio): nftables maps keyed by VIP .
-            port, one vr.apply (the whole configuration, as mgmt sends it)
-            per change; the nft transaction time is measured inside
+            port, one vr.apply per change: the whole configuration (row
+            "maps", as mgmt sends it after a reconnect), or a delta of
+            just that rule (row "maps-delta", as mgmt sends a rule's
+            create/delete); the nft transaction time is measured inside
             kvmstack-vr (nft_run_cmd_from_buffer), the call from the first
-            byte written to the reply
+            byte written to the reply.  The rule added and deleted has no
+            connections; a second measurement deletes (by delta) the rule
+            the connects went to, whose conntrack entries are flushed.
   nft-rules one nft DNAT rule per mapping in a plain chain, changed with
             libnftables in a long-running process (ctypes; the time of
             nft_run_cmd_from_buffer, an "add rule" / "delete rule handle")
@@ -42,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO / 'tests' / 'vr'))
 
 from vrlib import (BACKEND1, CLIENT1, VR_PRIV, VR_PUB, Topology,  # noqa
-                   base_config, rule, sh)
+                   base_config, delta, rule, sh)
 
 BUILD = REPO / os.environ.get('KVMSTACK_BUILD', 'build')
 VRCONNECT = str(BUILD / 'vr-connect')
@@ -155,6 +159,51 @@ def bench_maps(prefix):
                 del_ct=statistics.median(del_ct),
                 p50=p50, p99=p99, build=build)
             log('maps N=%d: %s' % (n, rows[n]))
+            # The same through deltas, as mgmt sends a rule's change.
+            d = {k: [] for k in ('add', 'add_call', 'dele', 'del_call',
+                                 'del_ct', 'add_parse', 'del_parse')}
+            for _ in range(REPS):
+                gen += 1
+                reply, secs = vr.apply(delta(gen, gen - 1, [extra]))
+                st = reply['result']['stats']
+                assert st['nftOps'] == 1 and st['delta'], reply
+                d['add'].append(st['nftUsec'] / 1000)
+                d['add_call'].append(secs * 1000)
+                d['add_parse'].append(st['parseUsec'] / 1000)
+                gen += 1
+                reply, secs = vr.apply(delta(gen, gen - 1,
+                                             dels=[extra['uuid']]))
+                st = reply['result']['stats']
+                assert st['nftOps'] == 1 and st['delta'], reply
+                d['dele'].append(st['nftUsec'] / 1000)
+                d['del_call'].append(secs * 1000)
+                d['del_ct'].append(st['conntrackUsec'] / 1000)
+                d['del_parse'].append(st['parseUsec'] / 1000)
+            rows[n]['delta'] = {k: statistics.median(v)
+                                for k, v in d.items()}
+            # A delta delete of the rule the connects went to (it has
+            # conntrack entries to flush), and its re-add.
+            last = rules[-1]
+            busy = {k: [] for k in ('dele', 'del_call', 'del_ct', 'flushed')}
+            for _ in range(REPS):
+                sh(*CLIENT, 'connect', VIP, str(PORT0 + n - 1), '20',
+                   CLIENT1, ns=t.pub, check=False)
+                gen += 1
+                reply, secs = vr.apply(delta(gen, gen - 1,
+                                             dels=[last['uuid']]))
+                st = reply['result']['stats']
+                assert st['nftOps'] == 1 and st['delta'], reply
+                busy['dele'].append(st['nftUsec'] / 1000)
+                busy['del_call'].append(secs * 1000)
+                busy['del_ct'].append(st['conntrackUsec'] / 1000)
+                busy['flushed'].append(st['conntrackFlushed'])
+                gen += 1
+                reply, _ = vr.apply(delta(gen, gen - 1, [last]))
+                assert 'result' in reply, reply
+            rows[n]['busy'] = {k: statistics.median(v)
+                               for k, v in busy.items()}
+            log('maps N=%d deltas: %s, busy delete: %s'
+                % (n, rows[n]['delta'], rows[n]['busy']))
         if len(NS) > 1:
             rows['paired'] = bench_paired(prefix, t, max(NS))
     return rows
@@ -374,13 +423,17 @@ def report(maps, nftr, ipt, secs):
                  'connect to the LAST rule, %d connects x 3 rounds '
                  '(median of the rounds; client SCHED_FIFO), add/delete: '
                  'median of %d.' % (PORT0, CONNECTS, REPS))
+    buckets = open('/proc/sys/net/netfilter/nf_conntrack_buckets') \
+        .read().strip()
     lines.append('maps: kvmstack-vr; "add/del ms" = its one nftables '
-                 'transaction, "call" = the whole vr.apply (the full '
-                 'config as JSON, as mgmt sends it),')
-    lines.append('  "del ct" = the conntrack flush inside the delete call (a '
-                 'dump of the whole conntrack hash: %s buckets here).'
-                 % open('/proc/sys/net/netfilter/nf_conntrack_buckets')
-                 .read().strip())
+                 'transaction, "call" = the whole vr.apply: "maps" sends '
+                 'the full config as JSON (as after a reconnect),')
+    lines.append('  "maps-delta" a delta of the one rule (as mgmt sends a '
+                 'rule\'s create/attach/detach/enable/disable/delete); '
+                 '"del ct" = the conntrack flush inside the delete call')
+    lines.append('  (skipped when the router tracks no connection; else a '
+                 'dump of the whole kernel\'s conntrack hash: %s buckets '
+                 'here).' % buckets)
     lines.append('nft-rules: one DNAT rule per mapping, libnftables '
                  'in-process (nft_run_cmd_from_buffer).  iptables: '
                  'iptables-legacy-restore --noflush, process wall time.')
@@ -396,6 +449,11 @@ def report(maps, nftr, ipt, secs):
             n, 'maps', fmt(m['add']), fmt(m['add_call'], 1), fmt(m['dele']),
             fmt(m['del_call'], 1), fmt(m['del_ct'], 1), fmt(m['p50'], 1),
             fmt(m['p99'], 1)))
+        d = m['delta']
+        lines.append('%-7s %-10s %9s %10s %9s %10s %8s %9s %9s' % (
+            '', 'maps-delta', fmt(d['add']), fmt(d['add_call'], 1),
+            fmt(d['dele']), fmt(d['del_call'], 1), fmt(d['del_ct'], 1),
+            '-', '-'))
         r = nftr[n]
         lines.append('%-7s %-10s %9s %10s %9s %10s %8s %9s %9s' % (
             '', 'nft-rules', fmt(r['add']), '-', fmt(r['dele']), '-', '-',
@@ -405,6 +463,15 @@ def report(maps, nftr, ipt, secs):
             '', 'iptables', fmt(r['add']), '-', fmt(r['dele']), '-', '-',
             fmt(r['p50'], 1), fmt(r['p99'], 1)))
     lines.append('')
+    lines.append('maps-delta, deleting the rule the connects went to (its '
+                 'conntrack entries flushed; median of %d):' % REPS)
+    lines.append('  ' + '; '.join(
+        'N=%d: nft %.2f ms, call %.1f ms, of which conntrack %.1f ms '
+        '(%d entries)' % (n, maps[n]['busy']['dele'],
+                          maps[n]['busy']['del_call'],
+                          maps[n]['busy']['del_ct'],
+                          maps[n]['busy']['flushed']) for n in NS))
+    lines.append('')
     lines.append('Full builds (ms): ' + '; '.join(
         'N=%d maps nft %.0f / call %.0f, nft-rules %.0f, iptables %.0f'
         % (n, maps[n]['build'][0], maps[n]['build'][1], nftr[n]['build'][1],
@@ -413,14 +480,32 @@ def report(maps, nftr, ipt, secs):
 
     def verdict(ok):
         return 'PASS' if ok else 'MISS'
-    worst = max(max(maps[n]['add'], maps[n]['dele']) for n in NS)
+    worst = max(max(maps[n]['add'], maps[n]['dele'],
+                    maps[n]['delta']['add'], maps[n]['delta']['dele'])
+                for n in NS)
+    worst_delta = max(max(maps[n]['delta']['add_call'],
+                          maps[n]['delta']['del_call']) for n in NS)
     worst_call = max(max(maps[n]['add_call'], maps[n]['del_call'])
                      for n in NS)
+    worst_busy = max(maps[n]['busy']['del_call'] for n in NS)
+    worst_busy_ct = max(maps[n]['busy']['del_ct'] for n in NS)
     lines.append('%s add/delete one rule <= 5 ms at every N: nft '
                  'transaction worst %.2f ms' % (verdict(worst <= 5), worst))
-    lines.append('%s   (same for the whole vr.apply call: worst %.1f ms; '
-                 'it parses and diffs the full configuration)'
+    rest = max(max(maps[n]['delta']['add_call'],
+                   maps[n]['delta']['del_call'] - maps[n]['delta']['del_ct'],
+                   maps[n]['busy']['del_call'] - maps[n]['busy']['del_ct'])
+               for n in NS)
+    lines.append('%s   the whole vr.apply call, a delta (as mgmt sends a '
+                 'rule\'s change): worst %.1f ms; without the conntrack '
+                 'dump of a delete: worst %.1f ms'
+                 % (verdict(worst_delta <= 5), worst_delta, rest))
+    lines.append('%s   the whole vr.apply call, the full configuration '
+                 '(parsed and diffed): worst %.1f ms'
                  % (verdict(worst_call <= 5), worst_call))
+    lines.append('%s   a delta deleting a rule with connections: worst %.1f '
+                 'ms, of which the conntrack dump %.1f ms (%s buckets, '
+                 'whatever N)' % (verdict(worst_busy <= 5), worst_busy,
+                                  worst_busy_ct, buckets))
     lo, hi = min(NS), max(NS)
     pr = maps.get('paired')
     if pr:
@@ -442,11 +527,13 @@ def report(maps, nftr, ipt, secs):
     if 10000 in NS:
         m, i = maps[10000], ipt[10000]
         up = min(i['add'] / m['add'], i['dele'] / m['dele'])
-        up_call = min(i['add'] / m['add_call'], i['dele'] / m['del_call'])
+        up_call = min(i['add'] / m['delta']['add_call'],
+                      i['dele'] / m['delta']['del_call'])
         lat = i['p99'] / m['p99']
         lat50 = i['p50'] / m['p50']
         lines.append('%s add/delete >= 10x faster than iptables at '
-                     'N=10,000: %.0fx (nft transaction), %.1fx (whole call)'
+                     'N=10,000: %.0fx (nft transaction), %.1fx (whole '
+                     'call, delta)'
                      % (verdict(up >= 10), up, up_call))
         lines.append('%s connect p50 >= 10x better than iptables at '
                      'N=10,000: %.1fx (%.1f vs %.1f us)'

@@ -10,7 +10,7 @@ virtio-serial and again after every reconnection (also an immediate one),
 the NICs found by MAC in the guest, the whole table accepted by the
 guest's kernel (Debian 12's 6.1: reject in prerouting, concatenated
 interval sets), and the data path through the VM: DNAT, allowedCidr,
-rebind with the conntrack flush, SNAT, DHCP.
+rebind with the conntrack flush, SNAT, DHCP, a delta.
 """
 
 import json
@@ -284,6 +284,24 @@ def run(image, nss, work, procs):
        '(conntrack flushed), the deleted port is closed',
        [first, again, tcp, gone, reply])
 
+    # A delta, as mgmt sends one rule's change, through the port.
+    reply = c.call('vr.apply', {'uuid': 'x', 'delta': {
+        'gen': 3, 'baseGen': 2,
+        'portForwardingAdd': [rule('cidr', VIP, 'tcp', [2222, 2222],
+                                   BACKEND2, [22, 22])],
+        'portForwardingDel': ['dns']}}, 60)
+    st = reply.get('result', {}).get('stats', {})
+    tcp = netutil(nss['pub'], 'tcp', VIP, 2222, CLIENT1)
+    udp = netutil(nss['pub'], 'udp', VIP, 5300, CLIENT1, 40101)
+    gap = c.call('vr.apply', {'uuid': 'x', 'delta': {'gen': 9,
+                                                      'baseGen': 1}}, 60)
+    ok(reply.get('result', {}).get('gen') == 3 and st.get('delta')
+       and st.get('nftOps') == 2 and tcp.startswith('b2 ')
+       and udp.startswith('ERR') and gap.get('problem') == 'conflict',
+       'a delta (one rule added, one removed) in one transaction of 2 '
+       'elements; a delta on another gen is refused (%s)'
+       % gap.get('message'), [reply, tcp, udp, gap])
+
     # The agent's way: wait for init; a connection that has not seen one
     # after a second gets a probe ping (hostagent/vr.c).  A host side that
     # closes and reconnects at once can go unseen by the guest (no POLLHUP
@@ -302,7 +320,7 @@ def run(image, nss, work, procs):
         results.append('pong' if f == {'kind': 'pong', 'id': 999} else f)
     reply = c.call('vr.status', {}, 20)
     ok(results[0] == 'init' and results[1] in ('init', 'pong')
-       and reply.get('result') == {'gen': 2},
+       and reply.get('result') == {'gen': 3},
        'the host side reconnects: init again after 0.5 s; at once: %s; the '
        'state survives' % (results[1] if results[1] == 'init'
                            else 'answers the agent\'s probe'),

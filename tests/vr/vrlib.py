@@ -316,3 +316,12 @@ def rule(uuid, vip, proto, vports, gip, gports, cidr=None):
     return {'uuid': uuid, 'vip': vip, 'protocol': proto,
             'vipPorts': list(vports), 'guestIp': gip,
             'guestPorts': list(gports), 'allowedCidr': cidr}
+
+
+def delta(gen, base, add=(), dels=(), vips_add=(), vips_del=()):
+    """The params of a delta vr.apply (proto.h): {"delta":D}."""
+    return {'delta': {'gen': gen, 'baseGen': base,
+                      'portForwardingAdd': list(add),
+                      'portForwardingDel': list(dels),
+                      'vipsAdd': list(vips_add),
+                      'vipsDel': list(vips_del)}}
