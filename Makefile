@@ -125,6 +125,7 @@ clean:
 
 # kvmstack-vr, the virtual router's daemon, its tests and bench: mk/vr.mk.
 -include mk/vr.mk
+-include mk/bench-vm.mk
 
 # Binaries that mk/ fragments add to `make all` (after their includes).
 all: $(ALL_EXTRA)
