@@ -78,7 +78,12 @@ struct agent_call {
     pthread_mutex_t *lock;
 };
 
+#define UUID_STRIPES 32
+
 static pthread_mutex_t module_locks[ARRAY_SIZE(modules)];
+/* Per-object turns of by_uuid modules: a uuid hashes to a stripe (two
+ * objects sharing a stripe merely take turns). */
+static pthread_mutex_t uuid_locks[ARRAY_SIZE(modules)][UUID_STRIPES];
 static pthread_once_t locks_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -86,19 +91,33 @@ locks_init(void)
 {
     for (size_t i = 0; i < ARRAY_SIZE(modules); i++) {
         pthread_mutex_init(&module_locks[i], NULL);
+        for (size_t j = 0; j < UUID_STRIPES; j++) {
+            pthread_mutex_init(&uuid_locks[i][j], NULL);
+        }
     }
 }
 
 static pthread_mutex_t *
-module_lock(const char *method)
+module_lock(const char *method, json_t *params)
 {
     pthread_once(&locks_once, locks_init);
     for (size_t i = 0; i < ARRAY_SIZE(modules); i++) {
         for (const struct agent_method *m = modules[i]->methods;
              m && m->name; m++) {
-            if (!strcmp(m->name, method)) {
+            const char *uuid;
+            unsigned h = 5381;
+
+            if (strcmp(m->name, method)) {
+                continue;
+            }
+            uuid = json_string_value(json_object_get(params, "uuid"));
+            if (!modules[i]->by_uuid || !uuid) {
                 return &module_locks[i];
             }
+            for (const char *p = uuid; *p; p++) {
+                h = h * 33 + (unsigned char) (*p | 0x20);
+            }
+            return &uuid_locks[i][h % UUID_STRIPES];
         }
     }
     return &module_locks[0];
@@ -172,7 +191,7 @@ dispatch_frame(json_t *msg)
     call->id = json_incref(id);
     call->params = json_is_object(params) ? json_incref(params)
                                           : json_object();
-    call->lock = module_lock(method);
+    call->lock = module_lock(method, call->params);
     if (pthread_create(&t, NULL, call_main, call)) {
         LOG_ERR("%s: cannot start a thread; running it inline", method);
         call_main(call);

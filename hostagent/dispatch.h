@@ -9,6 +9,7 @@
 #define HOSTAGENT_DISPATCH_H 1
 
 #include <jansson.h>
+#include <stdbool.h>
 
 typedef json_t *agent_method_fn(json_t *params);
 
@@ -21,6 +22,10 @@ struct agent_module {
     const char *name;           /* "hv". */
     int (*init)(void);          /* May be NULL; -1 stops the agent. */
     const struct agent_method *methods;  /* Ends with a zeroed entry. */
+    /* Calls whose "uuid" params differ may run at once (the module is
+     * thread-safe across objects); calls on one object still take turns.
+     * Otherwise the module's calls run one at a time. */
+    bool by_uuid;
 };
 
 extern const struct agent_module facts_module;

@@ -1501,4 +1501,5 @@ const struct agent_module hv_module = {
     .name = "hv",
     .init = hv_init,
     .methods = hv_methods,
+    .by_uuid = true,
 };

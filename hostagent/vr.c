@@ -912,4 +912,5 @@ const struct agent_module vr_module = {
     .name = "vr",
     .init = vr_init,
     .methods = vr_methods,
+    .by_uuid = true,
 };

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "job.h"
@@ -78,6 +80,7 @@ struct hostconn {
     char *last_error;           /* Of the last failed attempt; owned. */
     struct hc_call *queue;      /* Calls not sent yet. */
     struct hc_call *sent;       /* Calls waiting for their reply. */
+    int wake_fd;                /* eventfd: a call was queued. */
 };
 
 hostmgr_event_fn *hostmgr_event_handler;
@@ -92,6 +95,17 @@ static char *agent_src;
 static char playbook_hash[65];
 
 static void *hostconn_main(void *arg);
+
+/* Wakes the connection thread of 'hc' (a call, a stop or a kick). */
+static void
+hc_wake(struct hostconn *hc)
+{
+    uint64_t one = 1;
+
+    if (write(hc->wake_fd, &one, sizeof one) < 0) {
+        /* The counter is full: the thread is awake anyway. */
+    }
+}
 
 /* ---- Small helpers ---- */
 
@@ -861,8 +875,21 @@ hostconn_session(struct hostconn *hc)
             outcome = HC_STOPPED;
             goto out;
         }
+        if (calls_send(hc, ch, &next_id) < 0) {
+            goto out;
+        }
+        /* Sleep until the agent writes, a call is queued, or the next
+         * ping or stop check is due. */
+        sshconn_chan_wait(ch, hc->wake_fd, 100);
+        {
+            uint64_t drained;
+
+            if (read(hc->wake_fd, &drained, sizeof drained) < 0) {
+                /* Nothing queued (EAGAIN). */
+            }
+        }
         if (calls_send(hc, ch, &next_id) < 0
-            || sshconn_chan_read(ch, &buf, 20) < 0) {
+            || sshconn_chan_read(ch, &buf, 0) < 0) {
             goto out;
         }
         while ((r = proto_next(&buf, &frame)) == 1) {
@@ -987,6 +1014,10 @@ hostmgr_watch(const char *uuid)
         return;
     }
     hc = xcalloc(1, sizeof *hc);
+    hc->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (hc->wake_fd < 0) {
+        abort();
+    }
     snprintf(hc->uuid, sizeof hc->uuid, "%s", uuid);
     hc->next = hc_list;
     hc_list = hc;
@@ -1069,11 +1100,13 @@ hostmgr_forget(const char *uuid)
     }
     if (hc) {
         hc->stop = true;
+        hc_wake(hc);
         pthread_cond_broadcast(&hc_cond);
     }
     pthread_mutex_unlock(&hc_mutex);
     if (hc) {
         pthread_join(hc->thread, NULL);
+        close(hc->wake_fd);
         free(hc->last_error);
         free(hc);
     }
@@ -1279,6 +1312,7 @@ hostmgr_reconnect(const char *uuid, bool retrust, const char *fingerprint,
     hc = hc_find(uuid);
     gen = hc->generation;
     hc->kick = true;
+    hc_wake(hc);
     pthread_cond_broadcast(&hc_cond);
     pthread_mutex_unlock(&hc_mutex);
     /* The kick itself ends a live session (one outcome); wait for the
@@ -1386,6 +1420,7 @@ hostmgr_call(const char *uuid, const char *method, json_t *params,
         continue;
     }
     *tail = call;
+    hc_wake(hc);
     while (!call->done) {
         struct timespec ts;
 

@@ -237,7 +237,7 @@ serve_main(int argc, char **argv)
     }
     hostsync_init();
     if (auth_bootstrap_admin() < 0 || sshconn_setup(ssh_dir) < 0
-        || job_engine_start(4) < 0 || hostmgr_start(playbooks, agent) < 0) {
+        || job_engine_start(16) < 0 || hostmgr_start(playbooks, agent) < 0) {
         fprintf(stderr, "kvmstack serve: %s\n", error_last_message());
         return 1;
     }

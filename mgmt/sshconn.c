@@ -376,6 +376,27 @@ sshconn_chan_read(struct sshconn_chan *ch, struct sbuf *buf, int timeout_ms)
 }
 
 void
+sshconn_chan_wait(struct sshconn_chan *ch, int wake_fd, int timeout_ms)
+{
+    struct pollfd p[2];
+    int n = 1;
+
+    /* libssh may hold data it already read off the socket. */
+    if (ssh_channel_poll(ch->channel, 0) != 0
+        || ssh_channel_poll(ch->channel, 1) > 0) {
+        return;
+    }
+    p[0].fd = ssh_get_fd(ch->conn->session);
+    p[0].events = POLLIN;
+    if (wake_fd >= 0) {
+        p[1].fd = wake_fd;
+        p[1].events = POLLIN;
+        n = 2;
+    }
+    poll(p, (nfds_t) n, timeout_ms);
+}
+
+void
 sshconn_chan_drain_stderr(struct sshconn_chan *ch, struct sbuf *err)
 {
     char tmp[4096];

@@ -69,6 +69,10 @@ int sshconn_chan_write(struct sshconn_chan *ch, const void *data, size_t n);
  * error; error reported). */
 int sshconn_chan_read(struct sshconn_chan *ch, struct sbuf *buf,
                       int timeout_ms);
+/* Waits up to 'timeout_ms' until the channel has something to read or
+ * 'wake_fd' (an eventfd; -1 for none) becomes readable.  Never reads. */
+void sshconn_chan_wait(struct sshconn_chan *ch, int wake_fd, int timeout_ms);
+
 /* Collects what the remote command wrote to stderr (for diagnostics). */
 void sshconn_chan_drain_stderr(struct sshconn_chan *ch, struct sbuf *err);
 /* Sends EOF on the channel's stdin. */

@@ -790,21 +790,19 @@ def fmt(report):
         overlap.append(best)
     if service:
         L.append("  kvmstack's batch (server log): a job waits %.0f ms "
-                 "median (max %.0f) for one of the 4 job workers;"
+                 "median (max %.0f) for a job worker;"
                  % (med(waits), max(waits)))
         L.append("    root volume %.0f ms median; up to %d vm.start calls "
-                 "outstanding, but they complete ONE AFTER ANOTHER:"
-                 % (med(vols), max(overlap)))
+                 "outstanding at once;" % (med(vols), max(overlap)))
         L.append("    time from the previous VM Running to the next "
                  "(vm.start service time) median %.0f ms,"
                  % med(service))
         L.append("    first of a batch %.0f ms (idle host), last %.0f ms "
                  "(the earlier guests boot under TCG on %d CPUs);"
                  % (med(first), med(last), os.cpu_count()))
-        L.append("    their sum is %.0f ms of the %.0f ms total (median "
-                 "round): the agent runs one vm.start at a time"
+        L.append("    the gaps between successive Running add up to %.0f ms "
+                 "of the %.0f ms total (median round)"
                  % (med(sums), med(k_tot)))
-        L.append("    (hostagent/dispatch.c: one mutex per module)")
     L.append("  baseline's batch (inside the script, median per VM): "
              "qemu-img %.0f, virsh define %.0f, virsh start %.0f ms,"
              % (med([ms(x) for b in bb for x in b["qemu_img"]]),
@@ -884,10 +882,6 @@ def fmt(report):
                  "rootVolumePath txn) %5.1f" % med(P["vc_back"]))
         L.append("    'root volume' -> vm.start frame read (progress txn, "
                  "queries, channel)  %6.1f" % med(P["to_vs"]))
-        L.append("       (mgmt's connection thread sends queued calls only "
-                 "between 20 ms channel reads,")
-        L.append("        hostmgr.c sshconn_chan_read(ch, &buf, 20): a call "
-                 "queued right after a reply waits ~20 ms)")
         L.append("    agent: vm.start (domcapabilities, XML, define, start)"
                  "                %6.1f" % med(P["vs"]))
         L.append("    reply -> 'is Running' logged (SSH channel, wake-up, "
