@@ -90,6 +90,17 @@ run_stdio(void)
             break;
         }
         sbuf_add(&in, buf, (size_t) n);
+        if (!memchr(buf, '\n', (size_t) n)) {
+            /* No frame ended in this chunk: do not rescan the buffer (a
+             * router's full configuration may be megabytes). */
+            if (in.len > PROTO_MAX_FRAME) {
+                LOG_ERR("protocol error: frame longer than %d bytes",
+                        PROTO_MAX_FRAME);
+                rc = 1;
+                break;
+            }
+            continue;
+        }
         while ((r = proto_next(&in, &msg)) == 1) {
             const char *kind = proto_kind(msg);
 

@@ -76,7 +76,10 @@ const struct api_route api_routes[] = {
     { "POST", "/hosts/kvm", host_add, &host_resource, NULL, false },
     { "DELETE", "/hosts/{}", host_delete, &host_resource, NULL, false },
     { "GET", "/hosts/kvm", res_query_handler, &host_resource, NULL, false },
-    CRUD("/hosts", &host_resource),
+    { "GET", "/hosts", res_query_handler, &host_resource, NULL, false },
+    { "GET", "/hosts/{}", res_get_handler, &host_resource, NULL, false },
+    { "PUT", "/hosts/{}/actions", res_action_handler, &host_resource, NULL,
+      false },
 
     /* Storage and images. */
     { "POST", "/primary-storage/nfs", res_create_handler,
@@ -181,6 +184,6 @@ const struct resource *const res_all[] = {
     &primary_storage_resource, &backup_storage_resource, &image_resource,
     &l2_resource, &l3_resource, &ip_range_resource, &provider_resource,
     &instance_offering_resource, &vr_offering_resource, &vm_resource,
-    &vr_resource, &vm_nic_resource, &vip_resource, &pf_rule_resource, &api_job_resource,
-    NULL,
+    &vr_resource, &vm_nic_resource, &vip_resource, &pf_rule_resource,
+    &api_job_resource, NULL,
 };
