@@ -118,7 +118,11 @@ static int host_reconnect(struct api_req *req, json_t *params);
 static int host_trust_key(struct api_req *req, json_t *params);
 static int host_change_state(struct api_req *req, json_t *params);
 
+static int host_update_kvm(struct api_req *req, json_t *params);
+
 static const struct res_action host_actions[] = {
+    { "updateKVMHost", host_update_kvm },
+    { "updateHost", host_update_kvm },
     { "reconnectHost", host_reconnect },
     { "trustHostKey", host_trust_key },
     { "changeHostState", host_change_state },
@@ -372,4 +376,79 @@ host_add(struct api_req *req)
 fail:
     wipe_json_string(password);
     return -1;
+}
+
+/* The job of an UpdateKVMHost that carries a password. */
+static json_t *
+host_rekey_job(struct job *job, json_t *ctx, int *status)
+{
+    const char *uuid = json_string_value(json_object_get(ctx, "uuid"));
+    json_t *inv;
+    int rc = hostmgr_rekey(job, uuid,
+                           json_string_value(json_object_get(ctx,
+                                                             "password")));
+
+    wipe_json_string(json_object_get(ctx, "password"));
+    json_object_del(ctx, "password");
+    if (rc < 0) {
+        return NULL;
+    }
+    inv = res_inventory(db_thread(), &host_resource, uuid);
+    if (!inv) {
+        return NULL;
+    }
+    *status = 200;
+    return json_pack("{s:o}", "inventory", inv);
+}
+
+/* UpdateKVMHost (also updateHost): name, description and sshPort change
+ * the record; a password (used once, never stored) re-installs mgmt's key
+ * when it was lost on the host, in a job. */
+static int
+host_update_kvm(struct api_req *req, json_t *params)
+{
+    struct db *db = db_thread();
+    json_t *pw = json_object_get(params, "password");
+    json_t *changes = json_deep_copy(params);
+    json_t *row;
+    json_t *ctx;
+    int rc;
+
+    wipe_json_string(json_object_get(changes, "password"));
+    json_object_del(changes, "password");
+    if (pw && !json_is_string(pw)) {
+        error_report_field(PROBLEM_INVALID_ARGUMENT, "password",
+                           "field 'password' must be a string");
+        rc = -1;
+        goto out;
+    }
+    rc = res_check_params(&host_resource, changes, F_UPDATE);
+    if (rc < 0 || (rc = db_begin(db)) < 0) {
+        goto out;
+    }
+    row = res_load(db, &host_resource, req->args[0]);
+    json_object_del(changes, "systemTags");
+    json_object_del(changes, "userTags");
+    rc = !row ? -1 : json_object_size(changes)
+                     ? res_update_row(db, "host", req->args[0], changes)
+                     : 0;
+    json_decref(row);
+    if (rc < 0 || (rc = db_commit(db)) < 0) {
+        db_rollback(db);
+        goto out;
+    }
+    if (!pw) {
+        rc = res_reply_inventory(req, &host_resource, req->args[0]);
+        goto out;
+    }
+    ctx = json_pack("{s:s, s:s}", "uuid", req->args[0], "password",
+                    json_string_value(pw));
+    rc = job_submit(req, "UpdateKVMHost", req->args[0], host_rekey_job, ctx);
+
+out:
+    if (json_is_string(pw)) {
+        wipe_json_string(pw);
+    }
+    json_decref(changes);
+    return rc;
 }

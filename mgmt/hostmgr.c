@@ -1290,6 +1290,31 @@ out:
 }
 
 int
+hostmgr_rekey(struct job *job, const char *uuid, const char *password)
+{
+    struct db *db = db_thread();
+    json_t *row = res_load_table(db, "host", uuid);
+    AUTOFREE char *pw = xstrdup(password ? password : "");
+    char fp[SSHCONN_FP_MAX];
+    struct sshconn *c = NULL;
+
+    if (row) {
+        c = password_to_key(job, jstr(row, "managementIp"),
+                            (int) json_integer_value(json_object_get(
+                                                         row, "sshPort")),
+                            pw, jstr(row, "sshHostKeyFingerprint"), fp);
+    }
+    secure_wipe(pw, strlen(pw));
+    json_decref(row);
+    if (!c) {
+        return -1;
+    }
+    sshconn_close(c);
+    job_progress(job, "reconnecting with mgmt's key");
+    return hostmgr_reconnect(uuid, false, NULL, 120000);
+}
+
+int
 hostmgr_reconnect(const char *uuid, bool retrust, const char *fingerprint,
                   int wait_ms)
 {

@@ -58,6 +58,12 @@ extern hostmgr_event_fn *hostmgr_event_handler;
 typedef void hostmgr_connect_fn(const char *host_uuid);
 extern hostmgr_connect_fn *hostmgr_connect_handler;
 
+/* UpdateKVMHost with a password: logs in with it once (the host key must
+ * still match), installs mgmt's key again, then reconnects.  The caller
+ * wipes 'password'.  -1 with an error reported. */
+int hostmgr_rekey(struct job *job, const char *host_uuid,
+                  const char *password);
+
 /* Stops the host's connection (DeleteHost). */
 void hostmgr_forget(const char *host_uuid);
 

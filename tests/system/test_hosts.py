@@ -188,6 +188,24 @@ def test_hosts(ctx):
             expect(r, 200)
             check(r.inv["status"] == "Connected", "%r" % r)
 
+        with ctx.step("mgmt's key removed on the host: Disconnected; "
+                      "UpdateKVMHost with the password re-installs it"):
+            h1.run("sed -i '/kvmstack-mgmt/d' /root/.ssh/authorized_keys")
+            h1.kill_matching("kvmstack-agent", sig="KILL")
+            wait_for("Disconnected (key refused)",
+                     lambda: host_status(c, uuid) == "Disconnected",
+                     timeout=20, interval=0.05)
+            r = c.action("/hosts/" + uuid, "updateKVMHost",
+                         {"password": pw1, "description": "re-keyed"})
+            answers.append(r.raw)
+            expect(r, 202)
+            j = c.wait_job(r.body["location"], timeout=120)
+            answers.append(j.raw)
+            expect(j, 200)
+            check(j.inv["status"] == "Connected"
+                  and j.inv["description"] == "re-keyed", "%r" % j.inv)
+            check("kvmstack-mgmt" in h1.authorized_keys(), "key missing")
+
         with ctx.step("delete and re-add: the playbook reports changed=0"):
             expect(c.delete("/hosts/" + uuid), 200)
             wait_for("agent gone",
