@@ -3043,6 +3043,11 @@ static const struct field trust_fields[] = {
     { 0 },
 };
 
+static const struct field rekey_fields[] = {
+    { .name = "password", .type = FT_STR, .flags = F_SECRET },
+    { 0 },
+};
+
 static const char *const stop_types[] = { "grace", "cold", NULL };
 
 static const struct field stop_fields[] = {
@@ -3145,6 +3150,12 @@ static const struct cli_cmd commands[] = {
     CMD_STATE("change-host-state", host_resource, "Enable or disable a "
               "host"),
     CMD_DELETE("delete-host", NULL, host_resource, "Delete a host"),
+    { .name = "update-kvm-host", .alias = "host update",
+      .summary = "Change a KVM host's name, description or SSH port; with "
+      "--password(-stdin), install mgmt's key again (a job)",
+      .res = &host_resource, .method = "PUT", .path = "@/{uuid}/actions",
+      .send = SEND_ACTION, .action = "updateKVMHost", .mask = F_UPDATE,
+      .extra = rekey_fields, .args = "uuid" },
     { .name = "reconnect-host", .alias = "host reconnect",
       .summary = "Drop a host's connection and connect again now",
       .res = &host_resource, .method = "PUT", .path = "@/{uuid}/actions",
