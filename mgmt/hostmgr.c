@@ -1348,6 +1348,106 @@ hostmgr_reconnect(const char *uuid, bool retrust, const char *fingerprint,
     return 0;
 }
 
+/* Backup storage has no agent: a monitor thread logs in to each one every
+ * ping interval with mgmt's key, reads its folder's capacity, and keeps
+ * its status Connected or Disconnected (with the reason). */
+static pthread_t bs_thread;
+static bool bs_thread_running;
+static bool bs_stopping;
+static pthread_mutex_t bs_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bs_cond = PTHREAD_COND_INITIALIZER;
+
+static void
+bs_check(json_t *bs)
+{
+    struct db *db = db_thread();
+    const char *uuid = jstr(bs, "uuid");
+    struct sshconn *c;
+    AUTOFREE char *q = shell_quote(jstr(bs, "url"));
+    AUTOFREE char *cmd = xasprintf("df -P -B1 %s | tail -n 1", q);
+    struct sbuf out;
+    long long total = 0;
+    long long avail = 0;
+    int status = -1;
+    bool ok = false;
+
+    sbuf_init(&out);
+    error_reset();
+    c = sshconn_open_key(jstr(bs, "hostname"),
+                         (int) json_integer_value(json_object_get(bs,
+                                                                  "sshPort")),
+                         jstr(bs, "sshHostKeyFingerprint"));
+    if (c && sshconn_exec(c, cmd, NULL, 0, &out, NULL, &status, 30000) == 0
+        && status == 0
+        && sscanf(out.s, "%*s %lld %*d %lld", &total, &avail) == 2) {
+        ok = true;
+    } else if (c) {
+        error_report(PROBLEM_INTERNAL_ERROR, "cannot read the capacity of "
+                     "'%s'", jstr(bs, "url"));
+    }
+    sshconn_close(c);
+    sbuf_destroy(&out);
+    if (db_begin(db) < 0) {
+        return;
+    }
+    if (ok) {
+        db_exec(db, "UPDATE backupStorage SET status = 'Connected', "
+                "totalCapacity = ?1, availableCapacity = ?2, lastError = "
+                "NULL WHERE uuid = ?3", "iis", (int64_t) total,
+                (int64_t) avail, uuid);
+    } else {
+        db_exec(db, "UPDATE backupStorage SET status = 'Disconnected', "
+                "lastError = ?1 WHERE uuid = ?2", "ss", error_last_message(),
+                uuid);
+    }
+    if (db_commit(db) < 0) {
+        db_rollback(db);
+    }
+    if (!ok && strcmp(jstr(bs, "status"), "Disconnected")) {
+        LOG_WARN("backup storage %s: Disconnected: %s", uuid,
+                 error_last_message());
+    } else if (ok && strcmp(jstr(bs, "status"), "Connected")) {
+        LOG_INFO("backup storage %s: Connected", uuid);
+    }
+}
+
+static void *
+bs_monitor_main(void *arg)
+{
+    (void) arg;
+    for (;;) {
+        json_t *rows = res_select(db_thread(), "SELECT * FROM backupStorage "
+                                  "WHERE added = 1", "");
+        size_t i;
+        json_t *bs;
+        struct timespec ts;
+        bool stop;
+
+        json_array_foreach(rows, i, bs) {
+            bs_check(bs);
+        }
+        json_decref(rows);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += hostmgr_ping_interval_ms / 1000;
+        ts.tv_nsec += (long) (hostmgr_ping_interval_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&bs_mutex);
+        if (!bs_stopping) {
+            pthread_cond_timedwait(&bs_cond, &bs_mutex, &ts);
+        }
+        stop = bs_stopping;
+        pthread_mutex_unlock(&bs_mutex);
+        if (stop) {
+            break;
+        }
+    }
+    db_thread_close();
+    return NULL;
+}
+
 int
 hostmgr_start(const char *playbook_dir, const char *agent_path)
 {
@@ -1392,12 +1492,23 @@ hostmgr_start(const char *playbook_dir, const char *agent_path)
         hostmgr_watch(jstr(r, "uuid"));
     }
     json_decref(rows);
+    bs_stopping = false;
+    bs_thread_running = pthread_create(&bs_thread, NULL, bs_monitor_main,
+                                       NULL) == 0;
     return 0;
 }
 
 void
 hostmgr_stop(void)
 {
+    pthread_mutex_lock(&bs_mutex);
+    bs_stopping = true;
+    pthread_cond_broadcast(&bs_cond);
+    pthread_mutex_unlock(&bs_mutex);
+    if (bs_thread_running) {
+        pthread_join(bs_thread, NULL);
+        bs_thread_running = false;
+    }
     pthread_mutex_lock(&event_mutex);
     event_stopping = true;
     pthread_cond_broadcast(&event_cond);

@@ -291,7 +291,7 @@ def test_backup_storage(ctx):
     with Bed() as bed:
         h = bed.add_host("bs1", private_dirs=PRIVATE)
         folder = "/tmp/kvmstack-bs-" + secrets.token_hex(4)
-        srv = Server("system-bs").start()
+        srv = Server("system-bs", args=PING_ARGS).start()
         ctx.env.active.insert(0, srv)
         c = srv.login()
         try:
@@ -306,6 +306,22 @@ def test_backup_storage(ctx):
                       and 0 < inv["availableCapacity"]
                       <= inv["totalCapacity"], "capacity %r" % inv)
                 check(os.path.isdir(folder), "folder not created")
+
+            with ctx.step("the storage host's sshd stops: Disconnected; "
+                          "back: Connected"):
+                uuid = c.get("/backup-storage").invs[0]["uuid"]
+
+                def bs_status():
+                    return c.get("/backup-storage/" + uuid).invs[0]["status"]
+
+                h.stop_sshd()
+                wait_for("Disconnected", lambda: bs_status()
+                         == "Disconnected", timeout=20)
+                err = c.get("/backup-storage/" + uuid).invs[0]["lastError"]
+                check(err, "no reason given")
+                h.start_sshd()
+                wait_for("Connected", lambda: bs_status() == "Connected",
+                         timeout=20)
 
             with ctx.step("wrong password: refused, nothing stored"):
                 r = c.job("/backup-storage/sftp", {
