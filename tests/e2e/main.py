@@ -477,6 +477,22 @@ def run_tutorial(t, h, net, cli, ssh, srv):
         check(refused(c1, R["vip1"], 22), "VIP1:22 still forwards")
         check(ssh.hostname(c1, R["vip2"], 2222) == "vm1", "VIP2 lost")
 
+    with t.step("destroying the virtual router; the next VM recreates it "
+                "and every rule works again"):
+        cli.run("destroy-vm-instance", "--uuid", R["vr"]["uuid"])
+        vr = cli.query("vm-instance", "uuid=" + R["vr"]["uuid"])[0]
+        check(vr["state"] == "Destroyed", "%r" % vr)
+        check(refused(c1, R["vip2"], 2222), "VIP2 forwards without router")
+        create_vm("VM3", "vm3")
+        vrs = cli.query("vm-instance", "type=ApplianceVm",
+                        "state=Running")
+        check(len(vrs) == 1 and vrs[0]["uuid"] != R["vr"]["uuid"]
+              and vrs[0]["vrStatus"] == "Connected", "new VR: %r" % vrs)
+        got = wait_for("SSH to VIP2:2222 through the new router",
+                       lambda: ssh.hostname(c1, R["vip2"], 2222) == "vm1"
+                       and "vm1", timeout=180, interval=2)
+        check(got == "vm1", got)
+
 
 def main():
     ap = argparse.ArgumentParser()
