@@ -548,12 +548,21 @@ def expect(resp, status, field=None, mention=()):
 
 # ---------------------------------------------------------------- sqlite
 
+# Columns the server refreshes on its own, whatever the API is asked: the
+# backup-storage monitor logs in every ping interval and records the
+# folder's free space and its status.
+MONITORED = {"backupStorage": ("status", "totalCapacity", "availableCapacity",
+                               "lastError")}
+
+
 def db_dump(path, ignore=("session", "apiJob"), blank=None):
     """Every table's rows (sorted) of the SQLite file at 'path', read
     through a read-only connection.  'blank' maps a table to the columns
     whose values are left out (replaced by '*'): state that is refreshed
-    on its own, e.g. a host's connection status."""
-    blank = blank or {}
+    on its own, e.g. a host's connection status (MONITORED always)."""
+    blank = dict(blank or {})
+    for t, cols in MONITORED.items():
+        blank[t] = tuple(blank.get(t, ())) + cols
     con = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(path),
                           uri=True, timeout=30)
     try:

@@ -31,7 +31,8 @@ COLLECTIONS = (
 # upgrade; here: a rebuild while the tests ran).
 HOST_VOLATILE = {"status", "lastOpDate", "lastError", "lastConnectDate",
                  "playbookHash"}
-BS_VOLATILE = {"status", "lastOpDate", "lastError"}
+BS_VOLATILE = {"status", "lastOpDate", "lastError", "totalCapacity",
+               "availableCapacity"}
 PS_VOLATILE = {"status", "lastOpDate", "lastError", "totalCapacity",
                "availableCapacity"}
 # A virtual router's agent connection and the generation of the
