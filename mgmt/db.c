@@ -214,6 +214,8 @@ db_setup(const char *path)
     db_file = xstrdup(path);
     db = db_open(path);
     if (!db) {
+        error_prefix("refusing to serve the inventory (restore it from a "
+                     "backup, or move it away to start empty): ");
         return -1;
     }
     rc = db_check_integrity(db);
