@@ -113,3 +113,25 @@ error_reset(void)
     last_field = NULL;
     last_problem = PROBLEM_NONE;
 }
+
+void
+error_save(struct error_saved *saved)
+{
+    saved->problem = error_last_problem();
+    saved->field = last_field ? xstrdup(last_field) : NULL;
+    saved->message = xstrdup(error_last_message());
+}
+
+void
+error_restore(struct error_saved *saved)
+{
+    if (saved->field) {
+        error_report_field(saved->problem, saved->field, "%s",
+                           saved->message);
+    } else {
+        error_report(saved->problem, "%s", saved->message);
+    }
+    free(saved->field);
+    free(saved->message);
+    saved->field = saved->message = NULL;
+}

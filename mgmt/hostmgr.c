@@ -1187,20 +1187,12 @@ out:
     json_decref(row);
     sshconn_close(c);
     if (rc < 0) {
-        char *msg = xstrdup(error_last_message());
-        char *field = error_last_field() ? xstrdup(error_last_field())
-                                         : NULL;
-        enum problem p = error_last_problem();
+        struct error_saved e;
 
+        error_save(&e);
         hostmgr_forget(uuid);
         delete_record("host", uuid);
-        if (field) {
-            error_report_field(p, field, "%s", msg);
-        } else {
-            error_report(p, "%s", msg);
-        }
-        free(field);
-        free(msg);
+        error_restore(&e);
     }
     return rc;
 }
@@ -1272,19 +1264,11 @@ out:
     sshconn_close(c);
     sbuf_destroy(&out);
     if (rc < 0) {
-        char *msg = xstrdup(error_last_message());
-        char *field = error_last_field() ? xstrdup(error_last_field())
-                                         : NULL;
-        enum problem p = error_last_problem();
+        struct error_saved e;
 
+        error_save(&e);
         delete_record("backupStorage", uuid);
-        if (field) {
-            error_report_field(p, field, "%s", msg);
-        } else {
-            error_report(p, "%s", msg);
-        }
-        free(field);
-        free(msg);
+        error_restore(&e);
     }
     return rc;
 }

@@ -115,55 +115,95 @@ primary_storage_before_detach(struct db *db, const char *cluster,
     return rc;
 }
 
-int
-primary_storage_attach_hosts(struct job *job, const char *cluster,
-                             const char *ps_uuid)
+/* An operation on one host for a cluster-wide attach or detach. */
+typedef int host_op_fn(struct db *db, json_t *host, json_t *obj);
+
+/* Runs 'op' on every Connected host of 'cluster' ('doing' names it in the
+ * job's progress).  On the first failure, 'undo' (may be NULL) runs on the
+ * hosts already done, and the first failure is reported.  Hosts that are
+ * not Connected get the same state from host_sync() when they connect. */
+static int
+each_cluster_host(struct job *job, const char *cluster, json_t *obj,
+                  const char *doing, host_op_fn *op, host_op_fn *undo)
 {
     struct db *db = db_thread();
-    json_t *ps = res_load_table(db, "primaryStorage", ps_uuid);
-    json_t *hosts = ps ? cluster_hosts(db, cluster) : NULL;
+    json_t *hosts = cluster_hosts(db, cluster);
     json_t *done = json_array();
     size_t i;
     json_t *h;
     int rc = 0;
 
     if (!hosts) {
-        json_decref(ps);
         json_decref(done);
         return -1;
     }
     json_array_foreach(hosts, i, h) {
-        if (strcmp(jstr(h, "status"), "Connected")) {
-            job_progress(job, "host '%s' is %s: it mounts the storage when "
-                         "it connects", jstr(h, "name"), jstr(h, "status"));
+        if (!hostmgr_is_connected(jstr(h, "uuid"))) {
+            job_progress(job, "host '%s' is %s: it catches up when it "
+                         "connects", jstr(h, "name"), jstr(h, "status"));
             continue;
         }
-        job_progress(job, "mounting %s on host '%s'", jstr(ps, "url"),
-                     jstr(h, "name"));
-        if (mount_on_host(jstr(h, "uuid"), ps) < 0) {
+        job_progress(job, "%s on host '%s'", doing, jstr(h, "name"));
+        if (op(db, h, obj) < 0) {
             error_prefix("host '%s': ", jstr(h, "name"));
             rc = -1;
             break;
         }
-        json_array_append(done, json_object_get(h, "uuid"));
+        json_array_append(done, h);
     }
-    if (rc < 0) {
-        /* Undo: the attachment goes away, so do its mounts. */
-        char *msg = xstrdup(error_last_message());
-        enum problem p = error_last_problem();
+    if (rc < 0 && undo) {
+        struct error_saved e;
 
+        error_save(&e);
         json_array_foreach(done, i, h) {
-            json_decref(hostmgr_call(json_string_value(h), "storage.unmount",
-                                     json_pack("{s:s, s:s}", "uuid", ps_uuid,
-                                               "mountPath",
-                                               jstr(ps, "mountPath")),
-                                     AGENT_TIMEOUT_MS));
+            if (undo(db, h, obj) < 0) {
+                LOG_WARN("host '%s': undo failed: %s", jstr(h, "name"),
+                         error_last_message());
+            }
         }
-        error_report(p, "%s", msg);
-        free(msg);
+        error_restore(&e);
     }
     json_decref(done);
     json_decref(hosts);
+    return rc;
+}
+
+static int
+op_mount(struct db *db, json_t *host, json_t *ps)
+{
+    (void) db;
+    return mount_on_host(jstr(host, "uuid"), ps);
+}
+
+static int
+op_unmount(struct db *db, json_t *host, json_t *ps)
+{
+    json_t *r = hostmgr_call(jstr(host, "uuid"), "storage.unmount",
+                             json_pack("{s:O, s:O}", "uuid",
+                                       json_object_get(ps, "uuid"),
+                                       "mountPath",
+                                       json_object_get(ps, "mountPath")),
+                             AGENT_TIMEOUT_MS);
+
+    (void) db;
+    json_decref(r);
+    return r ? 0 : -1;
+}
+
+int
+primary_storage_attach_hosts(struct job *job, const char *cluster,
+                             const char *ps_uuid)
+{
+    json_t *ps = res_load_table(db_thread(), "primaryStorage", ps_uuid);
+    char *doing;
+    int rc;
+
+    if (!ps) {
+        return -1;
+    }
+    doing = xasprintf("mounting %s", jstr(ps, "url"));
+    rc = each_cluster_host(job, cluster, ps, doing, op_mount, op_unmount);
+    free(doing);
     json_decref(ps);
     return rc;
 }
@@ -174,36 +214,16 @@ primary_storage_detach_hosts(struct job *job, const char *cluster,
 {
     struct db *db = db_thread();
     json_t *ps = res_load_table(db, "primaryStorage", ps_uuid);
-    json_t *hosts = ps ? cluster_hosts(db, cluster) : NULL;
-    size_t i;
-    json_t *h;
-    int rc = 0;
+    int rc;
 
-    if (!hosts) {
-        json_decref(ps);
+    if (!ps) {
         return -1;
     }
-    if (primary_storage_before_detach(db, cluster, ps_uuid) < 0) {
-        rc = -1;
+    rc = primary_storage_before_detach(db, cluster, ps_uuid);
+    if (!rc) {
+        rc = each_cluster_host(job, cluster, ps, "unmounting", op_unmount,
+                               NULL);
     }
-    json_array_foreach(hosts, i, h) {
-        json_t *r;
-
-        if (rc < 0 || !hostmgr_is_connected(jstr(h, "uuid"))) {
-            continue;
-        }
-        job_progress(job, "unmounting on host '%s'", jstr(h, "name"));
-        r = hostmgr_call(jstr(h, "uuid"), "storage.unmount",
-                         json_pack("{s:s, s:s}", "uuid", ps_uuid,
-                                   "mountPath", jstr(ps, "mountPath")),
-                         AGENT_TIMEOUT_MS);
-        if (!r) {
-            error_prefix("host '%s': ", jstr(h, "name"));
-            rc = -1;
-        }
-        json_decref(r);
-    }
-    json_decref(hosts);
     json_decref(ps);
     return rc;
 }
@@ -281,35 +301,39 @@ l2_before_detach(struct db *db, const char *l2, const char *cluster)
     return rc;
 }
 
+static int
+op_bridge(struct db *db, json_t *host, json_t *l2)
+{
+    return bridge_on_host(db, l2, host);
+}
+
+static int
+op_unbridge(struct db *db, json_t *host, json_t *l2)
+{
+    char bridge[16];
+    json_t *r;
+
+    (void) db;
+    l2_bridge_name(l2, bridge);
+    r = hostmgr_call(jstr(host, "uuid"), "net.bridge.remove",
+                     json_pack("{s:s}", "bridge", bridge), AGENT_TIMEOUT_MS);
+    json_decref(r);
+    return r ? 0 : -1;
+}
+
 int
 l2_attach_hosts(struct job *job, const char *l2_uuid, const char *cluster)
 {
-    struct db *db = db_thread();
-    json_t *l2 = res_load_table(db, "l2Network", l2_uuid);
-    json_t *hosts = l2 ? cluster_hosts(db, cluster) : NULL;
-    size_t i;
-    json_t *h;
-    int rc = 0;
+    json_t *l2 = res_load_table(db_thread(), "l2Network", l2_uuid);
+    char *doing;
+    int rc;
 
-    if (!hosts) {
-        json_decref(l2);
+    if (!l2) {
         return -1;
     }
-    json_array_foreach(hosts, i, h) {
-        if (strcmp(jstr(h, "status"), "Connected")) {
-            job_progress(job, "host '%s' is %s: it gets the bridge when it "
-                         "connects", jstr(h, "name"), jstr(h, "status"));
-            continue;
-        }
-        job_progress(job, "creating the bridge of L2 '%s' on host '%s'",
-                     jstr(l2, "name"), jstr(h, "name"));
-        if (bridge_on_host(db, l2, h) < 0) {
-            error_prefix("host '%s': ", jstr(h, "name"));
-            rc = -1;
-            break;
-        }
-    }
-    json_decref(hosts);
+    doing = xasprintf("creating the bridge of L2 '%s'", jstr(l2, "name"));
+    rc = each_cluster_host(job, cluster, l2, doing, op_bridge, op_unbridge);
+    free(doing);
     json_decref(l2);
     return rc;
 }
@@ -319,38 +343,16 @@ l2_detach_hosts(struct job *job, const char *l2_uuid, const char *cluster)
 {
     struct db *db = db_thread();
     json_t *l2 = res_load_table(db, "l2Network", l2_uuid);
-    json_t *hosts = l2 ? cluster_hosts(db, cluster) : NULL;
-    char bridge[16];
-    size_t i;
-    json_t *h;
-    int rc = 0;
+    int rc;
 
-    if (!hosts) {
-        json_decref(l2);
+    if (!l2) {
         return -1;
     }
-    if (l2_before_detach(db, l2_uuid, cluster) < 0) {
-        rc = -1;
+    rc = l2_before_detach(db, l2_uuid, cluster);
+    if (!rc) {
+        rc = each_cluster_host(job, cluster, l2, "removing the bridge",
+                               op_unbridge, NULL);
     }
-    l2_bridge_name(l2, bridge);
-    json_array_foreach(hosts, i, h) {
-        json_t *r;
-
-        if (rc < 0 || !hostmgr_is_connected(jstr(h, "uuid"))) {
-            continue;
-        }
-        job_progress(job, "removing bridge %s from host '%s'", bridge,
-                     jstr(h, "name"));
-        r = hostmgr_call(jstr(h, "uuid"), "net.bridge.remove",
-                         json_pack("{s:s}", "bridge", bridge),
-                         AGENT_TIMEOUT_MS);
-        if (!r) {
-            error_prefix("host '%s': ", jstr(h, "name"));
-            rc = -1;
-        }
-        json_decref(r);
-    }
-    json_decref(hosts);
     json_decref(l2);
     return rc;
 }

@@ -1234,15 +1234,15 @@ link_job(struct job *job, json_t *ctx, int *status)
 
     if (json_is_true(json_object_get(ctx, "attach"))) {
         if (l->attach_hosts(job, u0, u1) < 0) {
-            char *msg = xstrdup(error_last_message());
-            enum problem p = error_last_problem();
+            struct error_saved e;
 
+            error_save(&e);
             if (db_begin(db) == 0 && link_delete(db, l, u0, u1) >= 0) {
                 db_commit(db);
             }
             db_rollback(db);
-            error_report(p, "%s (the attachment was undone)", msg);
-            free(msg);
+            error_restore(&e);
+            error_prefix("the attachment was undone: ");
             return NULL;
         }
     } else {

@@ -282,8 +282,7 @@ vmops_start_job(struct job *job, json_t *ctx, int *status)
     AUTOFREE char *volume = NULL;
     AUTOFREE char *console = NULL;
     bool made_volume = false;
-    bool started = false;
-    char *msg;
+    struct error_saved e;
 
     if (!vm) {
         return NULL;
@@ -364,7 +363,6 @@ vmops_start_job(struct job *job, json_t *ctx, int *status)
         goto fail;
     }
     json_decref(r);
-    started = true;
     if (vm_set(uuid, "Running", NULL) < 0) {
         goto fail;
     }
@@ -375,12 +373,11 @@ vmops_start_job(struct job *job, json_t *ctx, int *status)
     return vm_reply(uuid, status);
 
 fail:
-    msg = xstrdup(error_last_message());
+    error_save(&e);
     {
-        enum problem p = error_last_problem();
         const char *hu = host ? jstr(host, "uuid") : NULL;
 
-        LOG_WARN("VM %s: start failed: %s", uuid, msg);
+        LOG_WARN("VM %s: start failed: %s", uuid, e.message);
         /* Roll back what this job made. */
         if (hu && hostmgr_is_connected(hu)) {
             json_decref(hostmgr_call(hu, "vm.destroy",
@@ -392,7 +389,6 @@ fail:
                                          AGENT_TIMEOUT_MS));
             }
         }
-        (void) started;
         if (db_begin(db) == 0) {
             if (made_volume) {
                 db_exec(db, "UPDATE vmInstance SET rootVolumePath = NULL "
@@ -404,15 +400,14 @@ fail:
             }
             db_exec(db, "UPDATE vmInstance SET state = ?1, lastError = ?2, "
                     "hostUuid = NULL, lastOpDate = ?3 WHERE uuid = ?4",
-                    "ssis", create ? "Error" : "Stopped", msg,
+                    "ssis", create ? "Error" : "Stopped", e.message,
                     time_wall_msec(), uuid);
             if (db_commit(db) < 0) {
                 db_rollback(db);
             }
         }
-        error_report(p, "%s", msg);
     }
-    free(msg);
+    error_restore(&e);
     json_decref(vm);
     json_decref(host);
     json_decref(ps);
@@ -459,12 +454,11 @@ vmops_stop_job(struct job *job, json_t *ctx, int *status)
                                force, "timeoutMs", vmops_stop_timeout_ms),
                      vmops_stop_timeout_ms + AGENT_TIMEOUT_MS);
     if (!r) {
-        char *msg = xstrdup(error_last_message());
-        enum problem p = error_last_problem();
+        struct error_saved e;
 
-        vm_set(uuid, "Running", msg);
-        error_report(p, "%s", msg);
-        free(msg);
+        error_save(&e);
+        vm_set(uuid, "Running", e.message);
+        error_restore(&e);
         json_decref(vm);
         json_decref(host);
         return NULL;
@@ -536,13 +530,12 @@ host_for_ps(struct db *db, const char *ps, const char *first)
 static json_t *
 destroy_failed(const char *uuid, json_t *ctx)
 {
-    char *msg = xstrdup(error_last_message());
-    enum problem p = error_last_problem();
+    struct error_saved e;
 
+    error_save(&e);
     vm_set(uuid, jstr(ctx, "previousState") ? jstr(ctx, "previousState")
-                                             : "Unknown", msg);
-    error_report(p, "%s", msg);
-    free(msg);
+                                             : "Unknown", e.message);
+    error_restore(&e);
     return NULL;
 }
 

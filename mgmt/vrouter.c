@@ -634,8 +634,8 @@ vrouter_create(struct db *db, const char *l3)
                             "l3NetworkUuid, ip, netmask, gateway, mac, "
                             "deviceId, createDate, lastOpDate) VALUES (?1, "
                             "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                            "ssssssssi", nic, uuid, l3, ip, netmask, gateway,
-                            mac, "1", now) < 0) {
+                            "sssssssii", nic, uuid, l3, ip, netmask, gateway,
+                            mac, (int64_t) 1, now) < 0) {
                     goto out;
                 }
             } else {

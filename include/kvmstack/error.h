@@ -50,4 +50,16 @@ const char *error_last_message(void);   /* "" when none; borrowed. */
 const char *error_last_field(void);     /* NULL when none; borrowed. */
 void error_reset(void);
 
+/* The last error, kept across cleanup that may report errors of its own:
+ * error_save() takes it, error_restore() reports it again (problem, field
+ * and message) and frees the copy. */
+struct error_saved {
+    enum problem problem;
+    char *field;                /* Owned; NULL when none. */
+    char *message;              /* Owned. */
+};
+
+void error_save(struct error_saved *saved);
+void error_restore(struct error_saved *saved);
+
 #endif
