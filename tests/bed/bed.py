@@ -52,7 +52,7 @@ Facts a test must know:
   * pids from pids_matching()/kill_matching() and from pid files inside the
     host are namespace-local; never os.kill() them from the test.
   * The host shares the machine's file system except its private /etc/shadow,
-    /run, /root/.ssh (+ /etc/libvirt, /var/{lib,log,cache}/libvirt with
+    /run, /root (Debian's stock dot files) and /root/.ssh (+ /etc/libvirt, /var/{lib,log,cache}/libvirt with
     with_libvirt, + private_dirs).  /tmp, /etc/kvmstack, /usr ... are shared
     by all hosts and the root namespace unless listed in private_dirs.
   * with_libvirt prepares the private libvirt dirs and qemu.conf (user root,
@@ -421,8 +421,22 @@ X11Forwarding no
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
 {extra}''')
+        # root's home is private, as on a fresh Debian host: this
+        # machine's /root/.bashrc runs `pyenv init`, which every SSH
+        # session would run too (slow), and a session killed during its
+        # `pyenv rehash` leaves a lock that stalls every later login for
+        # 60 s (seen: a test killing sshd sessions broke the tiers after
+        # it).  Debian's stock dot files; .ssh is the per-host directory.
+        home = os.path.join(d, 'roothome')
+        os.makedirs(os.path.join(home, '.ssh'), mode=0o700)
+        os.chmod(home, 0o700)
+        for dot in ('bashrc', 'profile'):
+            src = '/usr/share/base-files/dot.' + dot
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(home, '.' + dot))
         binds = [(os.path.join(d, 'shadow'), '/etc/shadow'),
                  (os.path.join(d, 'run'), '/run'),
+                 (home, '/root'),
                  (os.path.join(d, 'rootssh'), '/root/.ssh')]
         if not os.path.isdir('/root/.ssh'):
             os.makedirs('/root/.ssh', mode=0o700, exist_ok=True)
