@@ -1161,6 +1161,28 @@ hv_vm_start(json_t *params)
     return json_pack("{s:s}", "state", "Running");
 }
 
+/* vm.xml: the domain XML that vm.start would define for these params,
+ * after the same checks (a domainType 'kvm' needs a usable /dev/kvm);
+ * nothing is defined or started.  For operators and for tests on hosts
+ * where a KVM guest must not run (nested KVM). */
+static json_t *
+hv_vm_xml(json_t *params)
+{
+    AUTO(hv_vm_spec_destroy) struct hv_vm_spec spec = { .nics = NULL };
+    AUTO(hv_conn_freep) virConnect *conn = NULL;
+    AUTOFREE char *emulator = NULL;
+    AUTOFREE char *xml = NULL;
+    struct utsname un;
+
+    if (hv_vm_spec_parse(params, &spec) < 0 || !(conn = hv_conn_get())) {
+        return NULL;
+    }
+    uname(&un);
+    emulator = hv_emulator(conn, un.machine, spec.domain_type);
+    xml = hv_domain_xml(&spec, emulator, un.machine);
+    return json_pack("{s:s}", "xml", xml);
+}
+
 /* vm.stop: ACPI power button (pressed again every HV_ACPI_REPEAT_MS), then
  * destroy after timeoutMs (at once with force).  Idempotent: an absent or
  * stopped domain is Stopped. */
@@ -1494,6 +1516,7 @@ static const struct agent_method hv_methods[] = {
     { "vm.destroy", hv_vm_destroy },
     { "vm.list", hv_vm_list },
     { "vm.console", hv_vm_console },
+    { "vm.xml", hv_vm_xml },
     { 0 },
 };
 

@@ -115,6 +115,9 @@
  *       The last N bytes (0-524288, default 65536) of the serial console
  *       log, as UTF-8 (invalid bytes become U+FFFD); S: the log's size.
  *       "" before the first start.  Absent domain: not-found.
+ *   vm.xml {same params as vm.start} -> {"xml":X}  The domain XML that
+ *       vm.start would define, after the same checks (domainType kvm
+ *       without a usable /dev/kvm: not-supported); nothing is defined.
  *
  * Virtual routers (hostagent/vr.c relays; hostagent/vr/ is kvmstack-vr):
  *   The VR domain is started with vrChannel; kvmstack-vr inside opens the

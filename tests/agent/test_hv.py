@@ -462,18 +462,27 @@ def kvm_usable(t):
 
 
 def case_kvm(t, root):
+    # A KVM guest is never started here: nested KVM hangs on machines of
+    # this kind (TESTBED.md), so vm.xml shows what vm.start would define.
     p = vm_params(UK, root, domainType='kvm')
-    r = t.call('vm.start', p)
+    r = t.call('vm.xml', p)
     if kvm_usable(t):
-        x = t.virsh('dumpxml ' + UK, check=False).stdout
-        ok(r.get('result') == {'state': 'Running'}
-           and "<domain type='kvm'" in x,
-           "/dev/kvm works: domainType kvm gives type='kvm'", r)
-        t.call('vm.destroy', {'uuid': UK})
+        x = r.get('result', {}).get('xml', '')
+        ok('<domain type="kvm"' in x and UK in x
+           and t.all_domains() == [],
+           "/dev/kvm works: domainType kvm gives type='kvm' (vm.xml; "
+           "nothing defined)", r)
     else:
         ok(r.get('problem') == 'not-supported'
            and t.all_domains() == [],
            'no usable /dev/kvm: domainType kvm is not-supported', r)
+    r = t.call('vm.xml', vm_params(UK, root, [
+        {'mac': '52:54:00:dd:00:01', 'bridge': 'br-a', 'deviceId': 0}]))
+    x = r.get('result', {}).get('xml', '')
+    ok('<domain type="qemu"' in x and '52:54:00:dd:00:01' in x
+       and t.all_domains() == [],
+       "vm.xml: domainType qemu gives type='qemu' with the NICs' MACs; "
+       "nothing defined", r)
 
 
 def console_count(t, uuid, word):
