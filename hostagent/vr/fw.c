@@ -125,6 +125,7 @@ struct fw {
     char *table;                /* Table name. */
     bool built;                 /* 'committed' is what the kernel has. */
     struct fw_state committed;  /* State of the last successful commit. */
+    struct ct *ct;              /* Conntrack flushes (borrowed), or NULL. */
 };
 
 /* The table definition; %1$s is the table name.  Rules end their line
@@ -832,7 +833,7 @@ fw_render_full(const char *table, const struct vr_config *cfg)
 /* libnftables. */
 
 struct fw *
-fw_new(const char *table)
+fw_new(const char *table, struct ct *ct)
 {
     struct fw *fw;
     struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
@@ -847,6 +848,7 @@ fw_new(const char *table)
     fw = xcalloc(1, sizeof *fw);
     fw->nft = nft;
     fw->table = xstrdup(table ? table : FW_TABLE);
+    fw->ct = ct;
     return fw;
 }
 
@@ -932,6 +934,48 @@ fw_stale_delta(const struct ct_entry *e, void *aux)
            && fw_pf_find(t, proto, e->orig_dst, e->orig_dport);
 }
 
+/* Flushes the conntrack entries that a commit made stale: a full build's
+ * (every port of 'old' and 'new': fw_stale_full) or a delta's (the ports
+ * in 'flush': fw_stale_delta, looked up by port).  Fills the ct_* stats;
+ * a failure is logged, not returned (the ruleset is committed). */
+static void
+fw_flush_ct(struct fw *fw, bool full, const struct fw_pf_table *old,
+            const struct fw_pf_table *new, const struct fw_pf_table *flush,
+            struct fw_stats *stats)
+{
+    struct fw_stale_full_aux aux = { old, new };
+    struct ct_key *keys = NULL;
+    size_t n_keys = 0;
+    struct ct_result res;
+    int64_t t0 = fw_usec();
+    int r;
+
+    if (!full) {
+        keys = xcalloc(flush->n + 1, sizeof *keys);
+        for (size_t i = 0; i < flush->cap; i++) {
+            const struct fw_pf *p = &flush->slots[i];
+
+            if (p->proto) {
+                keys[n_keys].l4proto = p->proto == VR_PROTO_TCP
+                                       ? IPPROTO_TCP : IPPROTO_UDP;
+                keys[n_keys].dst = p->vip;
+                keys[n_keys].dport = p->vport;
+                n_keys++;
+            }
+        }
+    }
+    r = ct_flush(fw->ct, keys, n_keys, full ? fw_stale_full : fw_stale_delta,
+                 full ? (void *) &aux : (void *) flush, &res);
+    stats->ct_usec = fw_usec() - t0;
+    stats->ct_flushed = res.deleted;
+    stats->ct_dump = res.dumped;
+    if (r < 0) {
+        LOG_WARN("table %s: %s", fw->table, error_last_message());
+        error_reset();
+    }
+    free(keys);
+}
+
 int
 fw_apply(struct fw *fw, const struct vr_config *cfg, struct fw_stats *stats)
 {
@@ -990,17 +1034,8 @@ fw_apply(struct fw *fw, const struct vr_config *cfg, struct fw_stats *stats)
 
     /* Committed: from now on the kernel has 'desired'. */
     if (full || flush.n) {
-        struct fw_stale_full_aux aux = { &fw->committed.pf, &desired.pf };
-        int64_t t0 = fw_usec();
-        int r = ct_flush(full ? fw_stale_full : fw_stale_delta,
-                         full ? (void *) &aux : (void *) &flush,
-                         &stats->ct_flushed);
-
-        stats->ct_usec = fw_usec() - t0;
-        if (r < 0) {
-            LOG_WARN("table %s: %s", fw->table, error_last_message());
-            error_reset();
-        }
+        fw_flush_ct(fw, full, &fw->committed.pf, &desired.pf, &flush,
+                    stats);
     }
     fw_state_destroy(&fw->committed);
     fw->committed = desired;
@@ -1144,17 +1179,8 @@ fw_apply_rules(struct fw *fw, const struct vr_pf_rule *const *old,
 
     /* Committed: from now on the kernel has the change. */
     if (full || flush.n) {
-        struct fw_stale_full_aux aux = { &fw->committed.pf, &desired.pf };
-        int64_t t0 = fw_usec();
-        int r = ct_flush(full ? fw_stale_full : fw_stale_delta,
-                         full ? (void *) &aux : (void *) &flush,
-                         &stats->ct_flushed);
-
-        stats->ct_usec = fw_usec() - t0;
-        if (r < 0) {
-            LOG_WARN("table %s: %s", fw->table, error_last_message());
-            error_reset();
-        }
+        fw_flush_ct(fw, full, &fw->committed.pf, &desired.pf, &flush,
+                    stats);
     }
     if (full) {
         fw_state_destroy(&fw->committed);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ct.h"
 
 /* The name of kvmstack's own table (family ip); no other is touched. */
 #define FW_TABLE "kvmstack_vr"
@@ -23,16 +24,19 @@ struct fw_stats {
                                  * all attempts; 0 when nothing changed. */
     size_t batch_bytes;         /* Size of the batch text that committed. */
     size_t ct_flushed;          /* Conntrack entries deleted. */
-    int64_t ct_usec;            /* Time of the conntrack flush (a dump of
-                                 * the whole conntrack table), 0 when none
+    int64_t ct_usec;            /* Time of the conntrack flush, 0 when none
                                  * was needed. */
+    bool ct_dump;               /* The flush dumped the conntrack table
+                                 * (its index was unreliable) instead of
+                                 * looking the ports up (ct.c). */
 };
 
 /* A new, empty firewall state for table 'table' (NULL: FW_TABLE); nothing
- * is sent to the kernel before the first fw_apply().  Caller frees with
- * fw_free().  Returns NULL with internal-error reported when libnftables
- * cannot make a context. */
-struct fw *fw_new(const char *table);
+ * is sent to the kernel before the first fw_apply().  Conntrack flushes go
+ * through 'ct' (borrowed, must outlive the result; NULL: every flush dumps
+ * the conntrack table).  Caller frees with fw_free().  Returns NULL with
+ * internal-error reported when libnftables cannot make a context. */
+struct fw *fw_new(const char *table, struct ct *ct);
 
 /* Frees 'fw' (NULL is fine); the kernel table stays as committed. */
 void fw_free(struct fw *fw);

@@ -12,7 +12,8 @@
  * routers") with the host agent: it sends {"kind":"init","version":1,
  * "role":"vr"} first, then serves vr.apply (and ping -> pong).  Logs go to
  * stderr (the serial console in the appliance); KVMSTACK_VR_LOG=dbg|info|
- * warn|err sets the level.
+ * warn|err sets the level; KVMSTACK_VR_CT_RCVBUF and KVMSTACK_VR_CT_MAX
+ * tune the conntrack index (ct.h; debugging and tests).
  *
  * DESIGN: one thread.  A call runs to completion before the next frame is
  * read, so applies are serialised in arrival order and each reply carries
@@ -45,7 +46,11 @@
  * reconnects at once can go unseen (no POLLHUP between two polls; seen
  * under QEMU 7.2 / Linux 6.1): the agent's probe ping, a second after a
  * connection without init, is answered like any ping and covers that.
- * A port that cannot be opened (not there yet) is retried every second. */
+ * A port that cannot be opened (not there yet) is retried every second.
+ *
+ * The loop also polls the conntrack event socket (ct.c), whose events
+ * keep the index that a rule's conntrack flush looks up; they are read
+ * as they come, and again by every flush before it looks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -59,6 +64,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "ct.h"
 #include "dhcp.h"
 #include "fw.h"
 #include "kvmstack/error.h"
@@ -85,6 +91,7 @@ LOG_MODULE("vr.main");
 
 /* The daemon's state. */
 struct vr {
+    struct ct *ct;              /* Conntrack events and flushes. */
     struct fw *fw;              /* nftables. */
     struct addr *addr;          /* Addresses, routes. */
     struct dhcp *dhcp;          /* dnsmasq. */
@@ -229,14 +236,15 @@ vr_stats(const struct fw_stats *st, bool delta, size_t n_rules,
          bool addr_changed, bool dhcp_changed, int64_t apply_usec,
          int64_t parse_usec)
 {
-    return json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, "
-                     "s:b, s:I}",
+    return json_pack("{s:I, s:b, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:I, "
+                     "s:I, s:b, s:I}",
                      "nftOps", (json_int_t) st->ops,
                      "nftFull", st->full,
                      "nftUsec", (json_int_t) st->nft_usec,
                      "batchBytes", (json_int_t) st->batch_bytes,
                      "conntrackFlushed", (json_int_t) st->ct_flushed,
                      "conntrackUsec", (json_int_t) st->ct_usec,
+                     "conntrackDump", st->ct_dump,
                      "addressesChanged", addr_changed,
                      "dnsmasqChanged", dhcp_changed,
                      "applyUsec", (json_int_t) apply_usec,
@@ -533,9 +541,11 @@ static int
 vr_run_port(struct vr *vr, struct vr_chan *ch)
 {
     while (!vr_stop) {
+        struct pollfd pfd[2];
         struct pollfd p;
         int n;
 
+        ct_process(vr->ct);
         if (ch->in_fd < 0) {
             int fd = open(ch->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 
@@ -552,12 +562,21 @@ vr_run_port(struct vr *vr, struct vr_chan *ch)
         }
         /* While disconnected, POLLOUT too: the port turns writable the
          * moment the host side connects (no data needs to come first). */
-        p.fd = ch->in_fd;
-        p.events = ch->connected ? POLLIN : POLLIN | POLLOUT;
-        p.revents = 0;
-        n = poll(&p, 1, VR_PORT_POLL_MS);
+        pfd[0].fd = ch->in_fd;
+        pfd[0].events = ch->connected ? POLLIN : POLLIN | POLLOUT;
+        pfd[0].revents = 0;
+        pfd[1].fd = ct_fd(vr->ct);
+        pfd[1].events = POLLIN;
+        pfd[1].revents = 0;
+        n = poll(pfd, 2, VR_PORT_POLL_MS);
+        p = pfd[0];
         dhcp_tick(vr->dhcp);
         if (n < 0) {
+            continue;
+        }
+        /* Only conntrack events: handled at the top of the loop; the port
+         * is looked at as after a timeout of the poll. */
+        if (pfd[1].revents && !p.revents) {
             continue;
         }
         LOG_DBG("%s: poll revents %#x", ch->path, (unsigned) p.revents);
@@ -606,11 +625,16 @@ vr_run_stdio(struct vr *vr, struct vr_chan *ch)
 {
     vr_send_init(ch);
     while (!vr_stop) {
-        struct pollfd p = { ch->in_fd, POLLIN, 0 };
-        int n = poll(&p, 1, 1000);
+        struct pollfd p[2] = {
+            { ch->in_fd, POLLIN, 0 }, { ct_fd(vr->ct), POLLIN, 0 },
+        };
+        int n = poll(p, 2, 1000);
 
         dhcp_tick(vr->dhcp);
-        if (n <= 0) {
+        if (p[1].revents) {
+            ct_process(vr->ct);
+        }
+        if (n <= 0 || !p[0].revents) {
             continue;
         }
         if (vr_read(ch) < 0) {
@@ -716,7 +740,8 @@ main(int argc, char **argv)
     }
 
     memset(&vr, 0, sizeof vr);
-    vr.fw = fw_new(FW_TABLE);
+    vr.ct = ct_new();
+    vr.fw = fw_new(FW_TABLE, vr.ct);
     vr.addr = addr_new();
     if (!vr.fw || !vr.addr) {
         LOG_ERR("%s", error_last_message());
@@ -747,6 +772,7 @@ main(int argc, char **argv)
     dhcp_free(vr.dhcp);
     addr_free(vr.addr);
     fw_free(vr.fw);
+    ct_free(vr.ct);
     vr_config_free(vr.cfg);
     free(vr.known);
     sbuf_destroy(&ch.in);

@@ -6,6 +6,9 @@ namespaces with `ip netns exec`.  Python 3 standard library only.
         accepts on every port; answers "NAME PORT PEER-ADDRESS\\n", closes
     serve-udp ADDR PORT[,PORT...] NAME READYFILE
         answers every datagram with "NAME PORT PEER-ADDRESS"
+    serve-hold ADDR PORT[,PORT...] NAME READYFILE
+        TCP; keeps each connection open and answers every line received
+        with "NAME PORT PEER-ADDRESS\\n"
     serve-dns ADDR ANSWER READYFILE
         a DNS server on ADDR:53/udp answering every A question with ANSWER
     tcp ADDR PORT [SRC-ADDR]     prints the server's line, or ERR <reason>
@@ -13,6 +16,14 @@ namespaces with `ip netns exec`.  Python 3 standard library only.
                                  one datagram from SRC-ADDR:SRC-PORT; prints
                                  the answer, or ERR <reason>
     dns SERVER NAME              prints the A records, or ERR <rcode>
+    tcp-hold ADDR PORT SRC-ADDR  one TCP connection held open: for every
+                                 line on stdin sends a line and prints the
+                                 answer (or ERR <reason>; the connection is
+                                 then gone), until EOF
+    udp-burst ADDR PORT SRC-ADDR SRC-PORT COUNT
+                                 one datagram from each of COUNT source
+                                 ports from SRC-PORT on, without waiting
+                                 for answers; prints "sent COUNT"
 
 A server writes READYFILE once it listens.
 """
@@ -68,6 +79,83 @@ def serve_udp(addr, ports, name, readyfile):
             s, p = socks[fd]
             data, peer = s.recvfrom(2048)
             s.sendto(('%s %d %s' % (name, p, peer[0])).encode(), peer)
+
+
+def serve_hold(addr, ports, name, readyfile):
+    socks = {}
+    conns = {}
+    for p in ports:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, p))
+        s.listen(64)
+        socks[s.fileno()] = (s, p)
+    ready(readyfile)
+    while True:
+        r, _, _ = select.select(list(socks) + list(conns), [], [])
+        for fd in r:
+            if fd in socks:
+                s, p = socks[fd]
+                try:
+                    c, peer = s.accept()
+                except OSError:
+                    continue
+                conns[c.fileno()] = (c, p, peer)
+                continue
+            c, p, peer = conns[fd]
+            try:
+                data = c.recv(2048)
+            except OSError:
+                data = b''
+            if not data:
+                del conns[fd]
+                c.close()
+                continue
+            try:
+                for _ in range(data.count(b'\n')):
+                    c.sendall(('%s %d %s\n' % (name, p, peer[0])).encode())
+            except OSError:
+                del conns[fd]
+                c.close()
+
+
+def tcp_hold(addr, port, src):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.bind((src, 0))
+        s.connect((addr, port))
+    except OSError as e:
+        print('ERR %s' % errno.errorcode.get(e.errno, str(e)), flush=True)
+        return
+    for _ in sys.stdin:
+        try:
+            s.sendall(b'ping\n')
+            data = b''
+            while not data.endswith(b'\n'):
+                chunk = s.recv(256)
+                if not chunk:
+                    raise ConnectionResetError(errno.ECONNRESET, 'closed')
+                data += chunk
+            print(data.decode().strip(), flush=True)
+        except socket.timeout:
+            print('ERR timeout', flush=True)
+        except OSError as e:
+            print('ERR %s' % errno.errorcode.get(e.errno, str(e)),
+                  flush=True)
+
+
+def udp_burst(addr, port, src, sport, count):
+    socks = []
+    for i in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((src, sport + i))
+        s.sendto(b'ping', (addr, port))
+        socks.append(s)
+    for s in socks:
+        s.close()
+    print('sent %d' % count)
 
 
 def tcp(addr, port, src=None):
@@ -185,6 +273,14 @@ def main(argv):
     elif cmd == 'serve-udp':
         serve_udp(argv[2], [int(p) for p in argv[3].split(',')], argv[4],
                   argv[5])
+    elif cmd == 'serve-hold':
+        serve_hold(argv[2], [int(p) for p in argv[3].split(',')], argv[4],
+                   argv[5])
+    elif cmd == 'tcp-hold':
+        tcp_hold(argv[2], int(argv[3]), argv[4])
+    elif cmd == 'udp-burst':
+        udp_burst(argv[2], int(argv[3]), argv[4], int(argv[5]),
+                  int(argv[6]))
     elif cmd == 'serve-dns':
         serve_dns(argv[2], argv[3], argv[4])
     elif cmd == 'tcp':
