@@ -2114,10 +2114,10 @@ function newVm() {
     });
 }
 
-function vmAction(label, verb) {
+function vmAction(label, verb, noun = 'VM') {
     return {
         label,
-        run: inv => op(label + ' VM ' + inv.name, 'PUT', '/vm-instances/' + inv.uuid + '/actions',
+        run: inv => op(label + ' ' + noun + ' ' + inv.name, 'PUT', '/vm-instances/' + inv.uuid + '/actions',
                        { [verb]: {} }).then(refreshView, refreshView),
     };
 }
@@ -2526,7 +2526,16 @@ const PAGES = [
       refs: ['/l3-networks', '/hosts'],
       columns: [C.name, C.state, { label: 'IP', get: vmIps }, { label: 'L3 networks', get: vmL3s },
                 C.ref('Host', 'hostUuid'), C.created],
-      actions: [] },
+      actions: [vmAction('Start', 'startVmInstance', 'virtual router'),
+                vmAction('Stop', 'stopVmInstance', 'virtual router'),
+                vmAction('Reboot', 'rebootVmInstance', 'virtual router'),
+                { label: 'Destroy', when: i => i.state !== 'Destroyed',
+                  run: inv => confirmDialog('Destroy ' + inv.name,
+                                            'Destroy virtual router \u201c' + inv.name + '\u201d? Port forwarding, '
+                                            + 'DHCP and SNAT of its networks stop until the next VM start on them '
+                                            + 'creates a new one.',
+                                            'Destroy', () => op('Destroy virtual router ' + inv.name, 'DELETE',
+                                                                '/vm-instances/' + inv.uuid), true) }] },
 ];
 
 

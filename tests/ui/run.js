@@ -1128,6 +1128,44 @@ step('live refresh: state changes made elsewhere show without a reload (zone, an
     assert(await page.evaluate(() => window.kvmstackNoReload === 1), 'the page reloaded');
 });
 
+/* The Virtual Router page's Action menu, on a real router: VM1 is on
+ * PRIVATE-L3 (VirtualRouter services), so starting it starts one from
+ * VR-OFFERING on the test-bed host (qemu TCG, the VIRTUAL-ROUTER image). */
+step('Virtual Router: starting VM1 brings one up on the page; Reboot, Stop and Start from its Action menu',
+     async () => {
+    await nav('Instance');
+    let t0 = Date.now();
+
+    await action('VM1', 'Start');
+    await toastOk('Start VM VM1', 300000);
+    await waitRow('VM1', 'Running', 30000);
+    diag('VM1 (and its virtual router) Running after ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s');
+    const vrs = (await api('GET', '/vm-instances/appliances/virtual-routers')).inventories;
+
+    assert(vrs.length === 1 && vrs[0].state === 'Running',
+           'virtual routers after VM1 started: ' + JSON.stringify(vrs.map(v => [v.name, v.state])));
+    const vr = vrs[0].name;
+
+    await nav('Virtual Router');
+    await waitRow(vr, 'Running', 10000);
+    await waitRow(vr, 'HOST1', 10000);
+    await shot('virtual-router');
+    for (const [item, end] of [['Reboot', 'Running'], ['Stop', 'Stopped'], ['Start', 'Running']]) {
+        t0 = Date.now();
+        await action(vr, item);
+        await toastOk(item + ' virtual router ' + vr, 180000);
+        await waitRow(vr, end, 30000);
+        diag(item + ' ' + vr + ': ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s');
+    }
+    const after = await api('GET', '/vm-instances/appliances/virtual-routers');
+
+    assert(after.inventories.length === 1 && after.inventories[0].state === 'Running',
+           'after the actions: ' + JSON.stringify(after.inventories.map(v => [v.name, v.state])));
+    await nav('Instance');
+    await action('VM1', 'Stop');
+    await toastOk('Stop VM VM1', 120000);
+}, ['realvm', 'vms']);
+
 step('screenshots of the remaining pages', async () => {
     for (const [title, name] of [['Primary Storage', 'primary-storage'], ['VIP', 'vip'],
                                  ['Virtual Router', 'virtual-router']]) {
