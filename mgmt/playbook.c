@@ -2270,7 +2270,8 @@ static const char package_rpm_sh[] =
 
 /* Services: systemd when it runs, else plain init: "$pf" (pidfile) or
  * "$pt" (pgrep -f pattern) or the process name "$n" tells whether it runs,
- * start_plain (generated) starts it. */
+ * start_plain (generated) starts it.  reloaded starts a stopped service,
+ * as Ansible does (systemd refuses to reload an inactive unit). */
 static const char service_sh[] =
     "c=0\n"
     "if [ -d /run/systemd/system ]; then\n"
@@ -2292,7 +2293,12 @@ static const char service_sh[] =
     "            systemctl stop -- \"$n\" >&2 || exit 1; c=1\n"
     "        fi;;\n"
     "    restarted) systemctl restart -- \"$n\" >&2 || exit 1; c=1;;\n"
-    "    reloaded) systemctl reload -- \"$n\" >&2 || exit 1; c=1;;\n"
+    "    reloaded)\n"
+    "        if systemctl is-active --quiet -- \"$n\"; then\n"
+    "            systemctl reload -- \"$n\" >&2 || exit 1\n"
+    "        else\n"
+    "            systemctl start -- \"$n\" >&2 || exit 1\n"
+    "        fi; c=1;;\n"
     "    esac\n"
     "else\n"
     "    running() {\n"

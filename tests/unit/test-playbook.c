@@ -6,7 +6,10 @@
  * is needed (a service case starts and stops a `sleep` through a pidfile).
  * Playbooks that would touch the machine itself (kvm-host.yaml,
  * sftp-backup-storage.yaml) run against a fake transport that answers
- * every module "nothing to change" and records the commands. */
+ * every module "nothing to change" and records the commands.  The rpm
+ * (dnf, yum) and systemd paths, which this Debian machine cannot run, go
+ * to FAKE hosts (canned Fedora 40 and CentOS 7 facts, fake rpm, dnf, yum
+ * and systemctl scripts, a private /run): see "FAKE rpm/systemd hosts". */
 #include "unit.h"
 
 #include <errno.h>
@@ -908,6 +911,577 @@ FIXTURE_CASE(test_package_check)
                                                      "bad"), "rc")), -1);
 }
 
+/* ---- FAKE rpm/systemd hosts: the dnf, yum and systemd paths ---- */
+
+/* FAKES.  This Debian machine has no RPM repositories and does not run
+ * systemd as PID 1, so the package module's rpm path (package_rpm_sh) and
+ * the service module's systemd branch can run only against fakes: a
+ * transport that answers the facts command with a canned Fedora 40 (or
+ * CentOS 7) host and runs every other command in a private mount
+ * namespace with a tmpfs on /run holding /run/systemd/system, and with
+ * PATH starting at fake `rpm`, `dnf`, `yum` and `systemctl` scripts of
+ * the fixture.  The real tests beside them are test_package_check (the
+ * apt path against this machine's dpkg) and test_service_plain (the
+ * plain-init branch, a real daemon).  The machine's own /run is never
+ * touched: /run/systemd/system must not appear here, or apt and dpkg
+ * would start calling systemctl. */
+
+/* Canned facts of a Fedora 40 server: systemd, dnf (and yum, which is
+ * dnf there), no ID_LIKE. */
+static const char fake_fedora_facts[] =
+    "arch=x86_64\n"
+    "systemd=1\n"
+    "kvm=1\n"
+    "mgr=dnf\n"
+    "mgr=yum\n"
+    "KVMSTACK-OS-RELEASE\n"
+    "NAME=\"Fedora Linux\"\n"
+    "VERSION=\"40 (Server Edition)\"\n"
+    "ID=fedora\n"
+    "VERSION_ID=40\n"
+    "VERSION_CODENAME=\"\"\n"
+    "PLATFORM_ID=\"platform:f40\"\n"
+    "PRETTY_NAME=\"Fedora Linux 40 (Server Edition)\"\n"
+    "CPE_NAME=\"cpe:/o:fedoraproject:fedora:40\"\n"
+    "VARIANT_ID=server\n";
+
+/* Canned facts of a CentOS 7 host: systemd, yum only. */
+static const char fake_centos7_facts[] =
+    "arch=x86_64\n"
+    "systemd=1\n"
+    "mgr=yum\n"
+    "KVMSTACK-OS-RELEASE\n"
+    "NAME=\"CentOS Linux\"\n"
+    "VERSION=\"7 (Core)\"\n"
+    "ID=\"centos\"\n"
+    "ID_LIKE=\"rhel fedora\"\n"
+    "VERSION_ID=\"7\"\n"
+    "PRETTY_NAME=\"CentOS Linux 7 (Core)\"\n";
+
+/* FAKE rpm: answers `rpm -q --quiet --whatprovides NAME` from the fake's
+ * state (a file per installed name); anything else is an error. */
+static const char fake_rpm_script[] =
+    "#!/bin/sh\n"
+    "# FAKE rpm of tests/unit/test-playbook.c (no RPM database here).\n"
+    "s=${0%/*}/../fake\n"
+    "echo \"rpm $*\" >> \"$s/calls.log\"\n"
+    "if [ \"$#\" != 4 ] || [ \"$1 $2 $3\" != \"-q --quiet --whatprovides\" ]"
+    "; then\n"
+    "    echo \"fake rpm: unexpected: $*\" >&2\n"
+    "    exit 2\n"
+    "fi\n"
+    "[ -e \"$s/installed/$4\" ]\n";
+
+/* FAKE dnf and yum (one script, named by $0): install -y -q, remove -y
+ * -q, makecache -q on the fake's state; an install naming
+ * no-such-package fails whole, with dnf's message. */
+static const char fake_pm_script[] =
+    "#!/bin/sh\n"
+    "# FAKE dnf/yum of tests/unit/test-playbook.c (no RPM repositories"
+    " here).\n"
+    "s=${0%/*}/../fake\n"
+    "pm=${0##*/}\n"
+    "echo \"$pm $*\" >> \"$s/calls.log\"\n"
+    "v=$1\n"
+    "shift\n"
+    "case $v in\n"
+    "makecache)\n"
+    "    if [ \"$*\" = -q ]; then exit 0; fi;;\n"
+    "install|remove)\n"
+    "    if [ \"$1 $2\" = \"-y -q\" ] && [ \"$#\" -gt 2 ]; then\n"
+    "        shift 2\n"
+    "        for n do\n"
+    "            if [ \"$v\" = install ] && [ \"$n\" = no-such-package ]; then"
+    "\n"
+    "                echo \"Last metadata expiration check: 0:01:02 ago.\""
+    " >&2\n"
+    "                echo \"No match for argument: $n\" >&2\n"
+    "                echo \"Error: Unable to find a match: $n\" >&2\n"
+    "                exit 1\n"
+    "            fi\n"
+    "        done\n"
+    "        for n do\n"
+    "            if [ \"$v\" = install ]; then : > \"$s/installed/$n\"\n"
+    "            else rm -f -- \"$s/installed/$n\"; fi\n"
+    "        done\n"
+    "        exit 0\n"
+    "    fi;;\n"
+    "esac\n"
+    "echo \"fake $pm: unexpected: $v $*\" >&2\n"
+    "exit 2\n";
+
+/* FAKE systemctl: per-unit enabled and active flags in the fake's state;
+ * refuses, like the real one, where /run/systemd/system is missing;
+ * reload of an inactive unit fails as systemd's does. */
+static const char fake_systemctl_script[] =
+    "#!/bin/sh\n"
+    "# FAKE systemctl of tests/unit/test-playbook.c (systemd is not PID 1"
+    " here).\n"
+    "s=${0%/*}/../fake\n"
+    "echo \"systemctl $*\" >> \"$s/calls.log\"\n"
+    "if [ ! -d /run/systemd/system ]; then\n"
+    "    echo \"System has not been booted with systemd as init system"
+    " (PID 1). Can't operate.\" >&2\n"
+    "    exit 1\n"
+    "fi\n"
+    "v=$1\n"
+    "shift\n"
+    "q=0\n"
+    "if [ \"$1\" = --quiet ]; then q=1; shift; fi\n"
+    "if [ \"$1\" = -- ]; then shift; fi\n"
+    "if [ \"$#\" != 1 ]; then\n"
+    "    echo \"fake systemctl: unexpected: $v $*\" >&2\n"
+    "    exit 2\n"
+    "fi\n"
+    "u=$s/units/$1\n"
+    "say() { if [ \"$q\" = 0 ]; then echo \"$1\"; fi; }\n"
+    "case $v in\n"
+    "is-enabled)\n"
+    "    if [ -e \"$u.enabled\" ]; then say enabled\n"
+    "    else say disabled; exit 1; fi;;\n"
+    "is-active)\n"
+    "    if [ -e \"$u.active\" ]; then say active\n"
+    "    else say inactive; exit 3; fi;;\n"
+    "enable) : > \"$u.enabled\";;\n"
+    "disable) rm -f -- \"$u.enabled\";;\n"
+    "start|restart) : > \"$u.active\";;\n"
+    "stop) rm -f -- \"$u.active\";;\n"
+    "reload)\n"
+    "    if [ ! -e \"$u.active\" ]; then\n"
+    "        echo \"Job for $1 invalid.\" >&2\n"
+    "        exit 1\n"
+    "    fi;;\n"
+    "*)\n"
+    "    echo \"fake systemctl: unexpected: $v $*\" >&2\n"
+    "    exit 2;;\n"
+    "esac\n";
+
+/* The fake host's transport state. */
+struct fake_rpm_host {
+    struct local local;         /* Runs every command but the facts. */
+    const char *facts;          /* Canned output of the facts command. */
+    const char *dir;            /* The fixture's directory. */
+    int n_facts;                /* Facts commands answered. */
+};
+
+/* Answers the facts command (known by its KVMSTACK-OS-RELEASE marker)
+ * with 'facts'; runs any other command locally inside
+ * `unshare -m` (as an unprivileged user also -r), after a tmpfs on /run
+ * with /run/systemd/system, with the fixture's bin/ first in PATH. */
+static int
+fake_rpm_host_exec(void *aux, const char *cmd, const void *in,
+                   size_t in_len, struct sbuf *out, struct sbuf *err,
+                   int *status)
+{
+    static const char inner[] =
+        "mount -n -t tmpfs kvmstack-fake-run /run"
+        " && mkdir -p /run/systemd/system || exit 125\n"
+        "PATH=$0/bin:$PATH\n"
+        "export PATH\n"
+        "exec /bin/sh -c \"$1\"\n";
+    struct fake_rpm_host *h = aux;
+    char *q_inner;
+    char *q_dir;
+    char *q_cmd;
+    char *wrapped;
+    int rc;
+
+    if (strstr(cmd, "KVMSTACK-OS-RELEASE")) {
+        h->n_facts++;
+        sbuf_addstr(out, h->facts);
+        *status = 0;
+        return 0;
+    }
+    q_inner = shell_quote(inner);
+    q_dir = shell_quote(h->dir);
+    q_cmd = shell_quote(cmd);
+    wrapped = xasprintf("exec unshare %s-m -- /bin/sh -c %s %s %s",
+                        getuid() ? "-r " : "", q_inner, q_dir, q_cmd);
+    rc = local_exec(&h->local, wrapped, in, in_len, out, err, status);
+    free(wrapped);
+    free(q_cmd);
+    free(q_dir);
+    free(q_inner);
+    return rc;
+}
+
+/* Writes executable script 'name' of the fixture's bin/. */
+static void
+fake_script(const struct fixture *f, const char *name, const char *text)
+{
+    char *path = fixture_write(f, name, text);
+
+    if (chmod(path, 0755)) {
+        abort();
+    }
+    free(path);
+}
+
+/* Makes 'f' a fake rpm host with 'facts': the scripts in bin/, the state
+ * in fake/ (installed/, units/, calls.log), the transport in 'h'. */
+static void
+fake_rpm_host_init(struct fixture *f, struct fake_rpm_host *h,
+                   const char *facts)
+{
+    static const char *const dirs[] = {
+        "bin", "fake", "fake/installed", "fake/units",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+        char *path = xasprintf("%s/%s", f->dir, dirs[i]);
+
+        if (mkdir(path, 0755)) {
+            abort();
+        }
+        free(path);
+    }
+    fake_script(f, "bin/rpm", fake_rpm_script);
+    fake_script(f, "bin/dnf", fake_pm_script);
+    fake_script(f, "bin/yum", fake_pm_script);
+    fake_script(f, "bin/systemctl", fake_systemctl_script);
+    memset(h, 0, sizeof *h);
+    h->facts = facts;
+    h->dir = f->dir;
+    f->target.exec = fake_rpm_host_exec;
+    f->target.exec_aux = h;
+}
+
+/* The fakes' calls since the last take, one "tool argv" a line; empties
+ * the log.  Caller frees. */
+static char *
+fake_log_take(const struct fixture *f)
+{
+    char *text = fixture_read(f, "fake/calls.log");
+    char *path = xasprintf("%s/fake/calls.log", f->dir);
+
+    unlink(path);
+    free(path);
+    return text ? text : xstrdup("");
+}
+
+/* Checks that the fakes were called exactly as 'EXPECT' says since the
+ * last check. */
+#define CHECK_FAKE_LOG(F, EXPECT)                                      \
+    do {                                                               \
+        char *log_ = fake_log_take(F);                                 \
+        bool same_ = !strcmp(log_, EXPECT);                            \
+                                                                       \
+        CHECK_MSG(same_, "fake calls:\n%s-- expected:\n%s", log_,       \
+                  EXPECT);                                             \
+        free(log_);                                                    \
+    } while (0)
+
+#define CHECK_RECAP(F, OK, CHANGED, FAILED)                            \
+    do {                                                               \
+        CHECK_INT((F)->recap.ok, OK);                                  \
+        CHECK_INT((F)->recap.changed, CHANGED);                        \
+        CHECK_INT((F)->recap.failed, FAILED);                          \
+    } while (0)
+
+/* The facts the runner derives from a canned host, as one line. */
+static const char fake_facts_yaml[] =
+    "- hosts: all\n"
+    "  tasks:\n"
+    "    - name: show facts\n"
+    "      command: >-\n"
+    "        echo {{ os_family }} {{ distribution }}\n"
+    "        {{ distribution_version }} {{ distribution_major_version }}\n"
+    "        {{ pkg_mgr }} {{ architecture }} {{ has_systemd }}\n"
+    "        {{ ansible_facts['os_family'] }} {{ ansible_pkg_mgr }}\n"
+    "      register: facts\n"
+    "      changed_when: false\n"
+    "      when: ansible_facts['os_family'] == 'RedHat' and has_systemd\n";
+
+/* A package task whose names, state and update_cache come from the extra
+ * vars 'pkgs', 'want' and 'uc'. */
+static const char fake_pkg_yaml[] =
+    "- hosts: all\n"
+    "  tasks:\n"
+    "    - name: hypervisor packages\n"
+    "      package:\n"
+    "        name: \"{{ pkgs }}\"\n"
+    "        state: \"{{ want }}\"\n"
+    "        update_cache: \"{{ uc }}\"\n";
+
+/* Sets the extra vars of fake_pkg_yaml: 'names' comma-separated. */
+static void
+fake_pkg_vars(struct fixture *f, const char *names, const char *want,
+              const char *uc)
+{
+    json_object_set_new(f->vars, "pkgs", json_string(names));
+    json_object_set_new(f->vars, "want", json_string(want));
+    json_object_set_new(f->vars, "uc", json_string(uc));
+}
+
+/* FAKE Fedora 40 (see above): the facts, then package present and absent
+ * through dnf, idempotent, update_cache.  Real apt counterpart:
+ * test_package_check. */
+FIXTURE_CASE(test_fake_fedora_dnf)
+{
+    struct fake_rpm_host h;
+
+    fake_rpm_host_init(f, &h, fake_fedora_facts);
+    free(fixture_write(f, "facts.yaml", fake_facts_yaml));
+    free(fixture_write(f, "pkg.yaml", fake_pkg_yaml));
+    free(fixture_write(f, "fake/installed/nftables", ""));
+
+    CHECK_RUN_OK(f, "facts.yaml");
+    CHECK_STR(playbook_recap_get_stdout(&f->recap, "facts"),
+              "RedHat Fedora 40 40 dnf x86_64 True RedHat dnf\n");
+    CHECK_INT(h.n_facts, 1);
+
+    /* Only the missing names, in one install. */
+    fake_pkg_vars(f, "qemu-kvm, nftables, libvirt-client", "present", "no");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides qemu-kvm\n"
+                   "rpm -q --quiet --whatprovides nftables\n"
+                   "rpm -q --quiet --whatprovides libvirt-client\n"
+                   "dnf install -y -q qemu-kvm libvirt-client\n");
+    CHECK(fixture_exists(f, "fake/installed/qemu-kvm"));
+    CHECK(fixture_exists(f, "fake/installed/libvirt-client"));
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 0, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides qemu-kvm\n"
+                   "rpm -q --quiet --whatprovides nftables\n"
+                   "rpm -q --quiet --whatprovides libvirt-client\n");
+
+    /* update_cache: the cache is refreshed before an install, and only
+     * when something is missing. */
+    fake_pkg_vars(f, "qemu-kvm, dnsmasq", "installed", "yes");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides qemu-kvm\n"
+                   "rpm -q --quiet --whatprovides dnsmasq\n"
+                   "dnf makecache -q\n"
+                   "dnf install -y -q dnsmasq\n");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 0, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides qemu-kvm\n"
+                   "rpm -q --quiet --whatprovides dnsmasq\n");
+
+    /* absent removes what is installed, in one call. */
+    fake_pkg_vars(f, "dnsmasq, kvmstack-never, nftables", "absent", "no");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides dnsmasq\n"
+                   "rpm -q --quiet --whatprovides kvmstack-never\n"
+                   "rpm -q --quiet --whatprovides nftables\n"
+                   "dnf remove -y -q dnsmasq nftables\n");
+    CHECK(!fixture_exists(f, "fake/installed/dnsmasq"));
+    CHECK(!fixture_exists(f, "fake/installed/nftables"));
+    CHECK(fixture_exists(f, "fake/installed/qemu-kvm"));
+    fake_pkg_vars(f, "dnsmasq, kvmstack-never, nftables", "removed", "no");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 0, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides dnsmasq\n"
+                   "rpm -q --quiet --whatprovides kvmstack-never\n"
+                   "rpm -q --quiet --whatprovides nftables\n");
+    CHECK(access("/run/systemd/system", F_OK) != 0);
+}
+
+/* FAKE CentOS 7 (see above), a yum-only host: the commands go to yum.
+ * Real apt counterpart: test_package_check. */
+FIXTURE_CASE(test_fake_centos_yum)
+{
+    struct fake_rpm_host h;
+
+    fake_rpm_host_init(f, &h, fake_centos7_facts);
+    free(fixture_write(f, "facts.yaml", fake_facts_yaml));
+    free(fixture_write(f, "pkg.yaml", fake_pkg_yaml));
+
+    CHECK_RUN_OK(f, "facts.yaml");
+    CHECK_STR(playbook_recap_get_stdout(&f->recap, "facts"),
+              "RedHat CentOS 7 7 yum x86_64 True RedHat yum\n");
+    fake_pkg_vars(f, "qemu-kvm, qemu-img", "present", "yes");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides qemu-kvm\n"
+                   "rpm -q --quiet --whatprovides qemu-img\n"
+                   "yum makecache -q\n"
+                   "yum install -y -q qemu-kvm qemu-img\n");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 0, 0);
+    free(fake_log_take(f));
+    fake_pkg_vars(f, "qemu-img", "absent", "no");
+    CHECK_RUN_OK(f, "pkg.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides qemu-img\n"
+                   "yum remove -y -q qemu-img\n");
+}
+
+/* FAKE Fedora 40 (see above): an install dnf cannot do fails the task
+ * and the run, with dnf's words; the next task does not run.  Real
+ * counterpart of a failing task: test_failed_task. */
+FIXTURE_CASE(test_fake_fedora_dnf_fail)
+{
+    struct fake_rpm_host h;
+
+    fake_rpm_host_init(f, &h, fake_fedora_facts);
+    free(fixture_write(f, "fail.yaml",
+                       "- hosts: all\n"
+                       "  tasks:\n"
+                       "    - name: install tools\n"
+                       "      package:\n"
+                       "        name: [tmux, no-such-package]\n"
+                       "    - name: never\n"
+                       "      package:\n"
+                       "        name: never-installed\n"));
+    CHECK_INT(fixture_run(f, "fail.yaml"), -1);
+    CHECK_RECAP(f, 1, 0, 1);
+    CHECK_INT(error_last_problem(), PROBLEM_INTERNAL_ERROR);
+    CHECK_CONTAINS(error_last_message(), "task 'install tools' failed");
+    CHECK_CONTAINS(error_last_message(),
+                   "Error: Unable to find a match: no-such-package");
+    CHECK_STR(f->recap.failed_task, "install tools");
+    CHECK_CONTAINS(f->recap.failed_detail, "task: install tools\n");
+    CHECK_CONTAINS(f->recap.failed_detail, "exit code: 1\n");
+    CHECK_CONTAINS(f->recap.failed_detail,
+                   "No match for argument: no-such-package\n"
+                   "Error: Unable to find a match: no-such-package\n");
+    CHECK_FAKE_LOG(f, "rpm -q --quiet --whatprovides tmux\n"
+                   "rpm -q --quiet --whatprovides no-such-package\n"
+                   "dnf install -y -q tmux no-such-package\n");
+    CHECK(!fixture_exists(f, "fake/installed/tmux"));
+}
+
+/* FAKE Fedora 40 (see above): names with shell metacharacters are refused
+ * before anything runs on the host (only the canned facts were asked).
+ * Real apt counterpart: test_package_check's "bad name". */
+FIXTURE_CASE(test_fake_fedora_dnf_bad_name)
+{
+    static const char *const bad[] = {
+        "qemu-kvm;reboot", "$(touch pwned)", "a b", "`id`", "-y",
+        "x|y", "x>y", "*",
+    };
+    struct fake_rpm_host h;
+
+    fake_rpm_host_init(f, &h, fake_fedora_facts);
+    free(fixture_write(f, "bad.yaml",
+                       "- hosts: all\n"
+                       "  tasks:\n"
+                       "    - name: bad name\n"
+                       "      package:\n"
+                       "        name: [tmux, \"{{ bad }}\"]\n"));
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char *needle = xasprintf("'%s' is not a package name", bad[i]);
+
+        json_object_set_new(f->vars, "bad", json_string(bad[i]));
+        CHECK_INT(fixture_run(f, "bad.yaml"), -1);
+        CHECK_RECAP(f, 1, 0, 1);
+        CHECK_CONTAINS(error_last_message(), "task 'bad name' failed");
+        CHECK_CONTAINS(error_last_message(), needle);
+        free(needle);
+        CHECK_INT(h.local.n_exec, 0);
+        CHECK_FAKE_LOG(f, "");
+    }
+    CHECK_INT(h.n_facts, (int) ARRAY_SIZE(bad));
+    CHECK(!fixture_exists(f, "pwned"));
+}
+
+/* FAKE Fedora 40 (see above): the service module's systemd branch.  Real
+ * counterpart, the plain-init branch: test_service_plain. */
+FIXTURE_CASE(test_fake_fedora_systemd)
+{
+    struct fake_rpm_host h;
+
+    fake_rpm_host_init(f, &h, fake_fedora_facts);
+    free(fixture_write(f, "svc.yaml",
+                       "- hosts: all\n"
+                       "  tasks:\n"
+                       "    - name: libvirtd\n"
+                       "      service:\n"
+                       "        name: libvirtd.service\n"
+                       "        state: \"{{ want }}\"\n"
+                       "        enabled: \"{{ en }}\"\n"));
+    free(fixture_write(f, "svc-noen.yaml",
+                       "- hosts: all\n"
+                       "  tasks:\n"
+                       "    - name: libvirtd\n"
+                       "      service:\n"
+                       "        name: libvirtd.service\n"
+                       "        state: \"{{ want }}\"\n"));
+
+    /* started + enabled: both done, then only asked. */
+    json_object_set_new(f->vars, "want", json_string("started"));
+    json_object_set_new(f->vars, "en", json_string("yes"));
+    CHECK_RUN_OK(f, "svc.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "systemctl is-enabled --quiet -- libvirtd.service\n"
+                   "systemctl enable -- libvirtd.service\n"
+                   "systemctl is-active --quiet -- libvirtd.service\n"
+                   "systemctl start -- libvirtd.service\n");
+    CHECK(fixture_exists(f, "fake/units/libvirtd.service.enabled"));
+    CHECK(fixture_exists(f, "fake/units/libvirtd.service.active"));
+    CHECK_RUN_OK(f, "svc.yaml");
+    CHECK_RECAP(f, 2, 0, 0);
+    CHECK_FAKE_LOG(f, "systemctl is-enabled --quiet -- libvirtd.service\n"
+                   "systemctl is-active --quiet -- libvirtd.service\n");
+
+    /* restarted: every run. */
+    json_object_set_new(f->vars, "want", json_string("restarted"));
+    for (int i = 0; i < 2; i++) {
+        CHECK_RUN_OK(f, "svc.yaml");
+        CHECK_RECAP(f, 2, 1, 0);
+        CHECK_FAKE_LOG(f,
+                       "systemctl is-enabled --quiet -- libvirtd.service\n"
+                       "systemctl restart -- libvirtd.service\n");
+    }
+
+    /* stopped + disabled, then nothing to do. */
+    json_object_set_new(f->vars, "want", json_string("stopped"));
+    json_object_set_new(f->vars, "en", json_string("no"));
+    CHECK_RUN_OK(f, "svc.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "systemctl is-enabled --quiet -- libvirtd.service\n"
+                   "systemctl disable -- libvirtd.service\n"
+                   "systemctl is-active --quiet -- libvirtd.service\n"
+                   "systemctl stop -- libvirtd.service\n");
+    CHECK(!fixture_exists(f, "fake/units/libvirtd.service.enabled"));
+    CHECK(!fixture_exists(f, "fake/units/libvirtd.service.active"));
+    CHECK_RUN_OK(f, "svc.yaml");
+    CHECK_RECAP(f, 2, 0, 0);
+    CHECK_FAKE_LOG(f, "systemctl is-enabled --quiet -- libvirtd.service\n"
+                   "systemctl is-active --quiet -- libvirtd.service\n");
+
+    /* Without 'enabled' the unit file state is not asked. */
+    CHECK_RUN_OK(f, "svc-noen.yaml");
+    CHECK_RECAP(f, 2, 0, 0);
+    CHECK_FAKE_LOG(f, "systemctl is-active --quiet -- libvirtd.service\n");
+
+    /* reloaded: a stopped unit is started (as Ansible's systemd module
+     * does; systemd refuses to reload an inactive unit), a running one
+     * reloaded, every run. */
+    json_object_set_new(f->vars, "want", json_string("reloaded"));
+    CHECK_RUN_OK(f, "svc-noen.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "systemctl is-active --quiet -- libvirtd.service\n"
+                   "systemctl start -- libvirtd.service\n");
+    CHECK(fixture_exists(f, "fake/units/libvirtd.service.active"));
+    CHECK_RUN_OK(f, "svc-noen.yaml");
+    CHECK_RECAP(f, 2, 1, 0);
+    CHECK_FAKE_LOG(f, "systemctl is-active --quiet -- libvirtd.service\n"
+                   "systemctl reload -- libvirtd.service\n");
+
+    /* A failing systemctl fails the task with its words. */
+    free(fixture_write(f, "bin/systemctl",
+                       "#!/bin/sh\n"
+                       "echo \"systemctl $*\" >> \"${0%/*}/../fake/"
+                       "calls.log\"\n"
+                       "case $1 in is-active) exit 3;; esac\n"
+                       "echo 'Job for libvirtd.service failed because the "
+                       "control process exited with error code.' >&2\n"
+                       "exit 1\n"));
+    json_object_set_new(f->vars, "want", json_string("started"));
+    CHECK_INT(fixture_run(f, "svc-noen.yaml"), -1);
+    CHECK_RECAP(f, 1, 0, 1);
+    CHECK_CONTAINS(error_last_message(), "task 'libvirtd' failed");
+    CHECK_CONTAINS(error_last_message(), "control process exited");
+    CHECK_FAKE_LOG(f, "systemctl is-active --quiet -- libvirtd.service\n"
+                   "systemctl start -- libvirtd.service\n");
+    CHECK(access("/run/systemd/system", F_OK) != 0);
+}
+
 /* ---- Parse errors: refused with the task and the key ---- */
 
 struct parse_case {
@@ -1355,6 +1929,13 @@ test_playbook_register(void)
     unit_add(test_service_plain, NULL, "playbook/service-plain");
     unit_add(test_sysctl, NULL, "playbook/sysctl");
     unit_add(test_package_check, NULL, "playbook/package-check");
+    unit_add(test_fake_fedora_dnf, NULL, "playbook/fake-fedora-dnf");
+    unit_add(test_fake_centos_yum, NULL, "playbook/fake-centos-yum");
+    unit_add(test_fake_fedora_dnf_fail, NULL,
+             "playbook/fake-fedora-dnf-fail");
+    unit_add(test_fake_fedora_dnf_bad_name, NULL,
+             "playbook/fake-fedora-dnf-bad-name");
+    unit_add(test_fake_fedora_systemd, NULL, "playbook/fake-fedora-systemd");
     for (size_t i = 0; i < ARRAY_SIZE(parse_cases); i++) {
         unit_add(test_parse_error, &parse_cases[i], "playbook/parse-%s",
                  parse_cases[i].name);
