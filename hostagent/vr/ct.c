@@ -11,8 +11,9 @@
  *
  * DESIGN: an index, as conntrackd keeps its cache.  The tracker subscribes
  * to the conntrack events of its network namespace (NEW and DESTROY, on a
- * non-blocking socket with a large receive buffer that main.c's loop
- * polls) and keeps the destination-NATed IPv4 TCP/UDP entries in two
+ * non-blocking socket with a large receive buffer that main.c's loop reads
+ * every 100 ms without polling it: a wake-up per new connection cost the
+ * router's connects 20 us at p99) and keeps the destination-NATed IPv4 TCP/UDP entries in two
  * chained hashes over the same nodes: by original tuple (to apply a
  * DESTROY) and by VIP port (protocol, original destination address and
  * port) with each entry's DNAT target (the reply source) and conntrack
@@ -647,12 +648,6 @@ out:
                 res->dumped ? "dump" : "index");
     }
     return rc;
-}
-
-int
-ct_fd(const struct ct *ct)
-{
-    return ct && ct->ev ? nfct_fd(ct->ev) : -1;
 }
 
 struct ct *

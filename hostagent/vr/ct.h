@@ -49,12 +49,10 @@ struct ct *ct_new(void);
 /* Frees 'ct' (NULL is fine). */
 void ct_free(struct ct *ct);
 
-/* The event socket to poll for POLLIN, or -1 when there is none. */
-int ct_fd(const struct ct *ct);
-
-/* Reads the pending events into the index without blocking; a lost event
- * (the socket overflowed) makes the index unreliable until the next
- * flush dumps the table. */
+/* Reads the pending events into the index without blocking (main.c calls
+ * it every 100 ms rather than polling the socket; every flush calls it
+ * first); a lost event (the socket overflowed) makes the index unreliable
+ * until the next flush dumps the table. */
 void ct_process(struct ct *ct);
 
 /* Deletes every destination-NATed IPv4 conntrack entry of the VIP ports
