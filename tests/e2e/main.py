@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import secrets
+import sqlite3
 import shutil
 import signal
 import subprocess
@@ -459,6 +460,48 @@ def run_tutorial(t, h, net, cli, ssh, srv):
         r = ssh.run(c1, R["vip1"], 22, "echo | busybox nc -w 5 %s 8080"
                     % R["vip2"])
         check(r.stdout.strip() == "vm1", "hairpin from VM2: %r" % r)
+
+    with t.step("a gen gap (the router one change ahead of the inventory, "
+                "as after a transaction rolled back once the router had "
+                "applied it): the next rule change goes as the whole "
+                "configuration, and deltas resume"):
+        vr_uuid = R["vr"]["uuid"]
+
+        def vr_gen():
+            with sqlite3.connect(srv.db, timeout=10) as d:
+                return d.execute("SELECT vrGen FROM vmInstance WHERE "
+                                 "uuid = ?", (vr_uuid,)).fetchone()[0]
+        gen = vr_gen()
+        # Behind the server's back, as the rolled-back transaction would
+        # have left it (WAL: the server's connections see it at once).
+        with sqlite3.connect(srv.db, timeout=10) as d:
+            d.execute("UPDATE vmInstance SET vrGen = vrGen - 1 WHERE "
+                      "uuid = ?", (vr_uuid,))
+        mark = srv.log.stat().st_size
+        cli.run("create-port-forwarding-rule", "--name", "PF-GAP",
+                "--vip-uuid", "VIP2", "--protocol-type", "TCP",
+                "--vip-port-start", "2230", "--private-port-start", "22",
+                "--vm", "VM1")
+        ssh.pin(R["vip2"], 2230)
+        check(ssh.hostname(c1, R["vip2"], 2230) == "vm1",
+              "the rule made across the gap does not forward")
+        with open(srv.log, errors="replace") as f:
+            f.seek(mark)
+            said = f.read()
+        check("refused a delta" in said and "whole configuration" in said,
+              "the server did not fall back to the whole configuration: "
+              "%s" % said[-2000:])
+        check(vr_gen() == gen, "vrGen %r after the full sync, want %r"
+              % (vr_gen(), gen))
+        mark = srv.log.stat().st_size
+        cli.run("delete-port-forwarding-rule", "--uuid", "PF-GAP")
+        check(refused(c1, R["vip2"], 2230), "PF-GAP deleted, still forwards")
+        with open(srv.log, errors="replace") as f:
+            f.seek(mark)
+            said = f.read()
+        check("delta gen %d (on %d) applied" % (gen + 1, gen) in said,
+              "the next change did not go as a delta: %s" % said[-2000:])
+        check(ssh.hostname(c1, R["vip2"], 2222) == "vm1", "VIP2 lost")
 
     with t.step("rebooting the virtual router keeps every rule working"):
         r = cli.run("reboot-vm-instance", "--uuid", R["vr"]["uuid"])
