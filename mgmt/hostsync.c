@@ -58,20 +58,23 @@ cluster_hosts(struct db *db, const char *cluster)
 
 /* ---- Primary storage ---- */
 
+static json_t *
+mount_call(const char *host, json_t *ps)
+{
+    return hostmgr_call(host, "storage.mount",
+                        json_pack("{s:s, s:s, s:s}", "uuid",
+                                  jstr(ps, "uuid"), "url", jstr(ps, "url"),
+                                  "mountPath", jstr(ps, "mountPath")),
+                        AGENT_TIMEOUT_MS);
+}
+
+/* Records what storage.mount answered 'r': the storage is Connected, with
+ * that capacity. */
 static int
-mount_on_host(const char *host, json_t *ps)
+ps_set_connected(json_t *ps, json_t *r)
 {
     struct db *db = db_thread();
-    json_t *r = hostmgr_call(host, "storage.mount",
-                             json_pack("{s:s, s:s, s:s}", "uuid",
-                                       jstr(ps, "uuid"), "url",
-                                       jstr(ps, "url"), "mountPath",
-                                       jstr(ps, "mountPath")),
-                             AGENT_TIMEOUT_MS);
 
-    if (!r) {
-        return -1;
-    }
     if (db_begin(db) < 0
         || db_exec(db, "UPDATE primaryStorage SET status = 'Connected', "
                    "totalCapacity = ?1, availableCapacity = ?2, lastError = "
@@ -83,11 +86,23 @@ mount_on_host(const char *host, json_t *ps)
                    time_wall_msec(), jstr(ps, "uuid")) < 0
         || db_commit(db) < 0) {
         db_rollback(db);
-        json_decref(r);
         return -1;
     }
-    json_decref(r);
     return 0;
+}
+
+static int
+mount_on_host(const char *host, json_t *ps)
+{
+    json_t *r = mount_call(host, ps);
+    int rc;
+
+    if (!r) {
+        return -1;
+    }
+    rc = ps_set_connected(ps, r);
+    json_decref(r);
+    return rc;
 }
 
 int
@@ -168,11 +183,20 @@ each_cluster_host(struct job *job, const char *cluster, json_t *obj,
     return rc;
 }
 
+/* The mount of an attach: what the agent answers is kept in 'ps' and
+ * recorded only once every host has mounted (primary_storage_attach_hosts),
+ * so that an attach that fails and is undone changes nothing. */
 static int
 op_mount(struct db *db, json_t *host, json_t *ps)
 {
+    json_t *r = mount_call(jstr(host, "uuid"), ps);
+
     (void) db;
-    return mount_on_host(jstr(host, "uuid"), ps);
+    if (!r) {
+        return -1;
+    }
+    json_object_set_new(ps, "_mounted", r);
+    return 0;
 }
 
 static int
@@ -203,6 +227,15 @@ primary_storage_attach_hosts(struct job *job, const char *cluster,
     }
     doing = xasprintf("mounting %s", jstr(ps, "url"));
     rc = each_cluster_host(job, cluster, ps, doing, op_mount, op_unmount);
+    if (!rc && json_object_get(ps, "_mounted")
+        && ps_set_connected(ps, json_object_get(ps, "_mounted")) < 0) {
+        struct error_saved e;
+
+        error_save(&e);
+        each_cluster_host(job, cluster, ps, "unmounting", op_unmount, NULL);
+        error_restore(&e);
+        rc = -1;
+    }
     free(doing);
     json_decref(ps);
     return rc;
