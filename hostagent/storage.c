@@ -16,6 +16,7 @@
  * idempotent and the module keeps no state of its own. */
 #include "dispatch.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -253,6 +254,7 @@ struct storage_run {
     int status;                 /* Exit status; 128 + N if killed by N. */
     struct sbuf out;            /* Its stdout (at most STORAGE_MAX_OUTPUT). */
     struct sbuf err;            /* Its stderr, likewise. */
+    char *msg;                  /* storage_run_message()'s answer. */
 };
 
 /* Frees the captured output of 'r'. */
@@ -261,6 +263,8 @@ storage_run_destroy(struct storage_run *r)
 {
     sbuf_destroy(&r->out);
     sbuf_destroy(&r->err);
+    free(r->msg);
+    r->msg = NULL;
 }
 
 /* The child's side of storage_run_argv(); never returns. */
@@ -341,6 +345,7 @@ storage_run_argv(char *const argv[], int timeout_ms, struct storage_run *r)
 
     sbuf_init(&r->out);
     sbuf_init(&r->err);
+    r->msg = NULL;
     r->status = -1;
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0
         || pipe2(st, O_CLOEXEC) < 0
@@ -430,22 +435,56 @@ out:
     return rc;
 }
 
-/* The last non-empty line of a child's stderr, for error messages;
- * borrowed from 'r' (trailing white space removed in place). */
+/* The last STORAGE_MSG_LINES non-empty lines of a child's stderr, joined
+ * with "; ", for error messages (mount(8) ends with a hint about dmesg
+ * after the line that says what went wrong); owned by 'r'. */
+#define STORAGE_MSG_LINES 3
+
 static const char *
 storage_run_message(struct storage_run *r)
 {
-    char *s = r->err.s;
-    char *end = s + r->err.len;
-    char *line;
+    const char *lines[STORAGE_MSG_LINES];
+    size_t lens[STORAGE_MSG_LINES];
+    size_t n = 0;
+    const char *p = r->err.s;
+    const char *end = r->err.s + r->err.len;
+    struct sbuf m;
 
-    while (end > s && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '
-                       || end[-1] == '\t')) {
-        *--end = '\0';
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t) (end - p));
+        const char *e = nl ? nl : end;
+        const char *b = p;
+
+        while (b < e && isspace((unsigned char) *b)) {
+            b++;
+        }
+        while (e > b && isspace((unsigned char) e[-1])) {
+            e--;
+        }
+        if (e > b) {
+            if (n == STORAGE_MSG_LINES) {
+                memmove(lines, lines + 1, sizeof lines[0] * (n - 1));
+                memmove(lens, lens + 1, sizeof lens[0] * (n - 1));
+                n--;
+            }
+            lines[n] = b;
+            lens[n++] = (size_t) (e - b);
+        }
+        p = nl ? nl + 1 : end;
     }
-    line = strrchr(s, '\n');
-    line = line ? line + 1 : s;
-    return *line ? line : "(no message)";
+    if (!n) {
+        return "(no message)";
+    }
+    sbuf_init(&m);
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            sbuf_addstr(&m, "; ");
+        }
+        sbuf_add(&m, lines[i], lens[i]);
+    }
+    free(r->msg);
+    r->msg = sbuf_take(&m);
+    return r->msg;
 }
 
 /* ------------------------------------------------------------------ */
@@ -737,8 +776,17 @@ storage_mount(json_t *params)
         goto out;
     }
     if (!mounted) {
-        if (storage_mkdir_p(path) < 0
-            || storage_run_mount(url, &u, path) < 0) {
+        bool made = access(path, F_OK) < 0;
+
+        if (storage_mkdir_p(path) < 0) {
+            goto out;
+        }
+        if (storage_run_mount(url, &u, path) < 0) {
+            /* No half-made mount point: the directory made for it goes
+             * (rmdir: only while it is empty). */
+            if (made) {
+                rmdir(path);
+            }
             goto out;
         }
         if (storage_mount_lookup(path, NULL, NULL) != 1) {

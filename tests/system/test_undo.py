@@ -226,21 +226,27 @@ def run_undo(ctx, srv, c, hosts, standin):
         set_mount_command(bad, MISSING)
         before = snapshot(srv)
         ps_before = c.get("/primary-storage/" + R["ps"]).invs[0]
+        had_dir = bad.run("test -e %s" % R["mount"],
+                          check=False).returncode == 0
         r, log = job(c, ps_path)
         check(r.status >= 400, "the attach did not fail: %r" % r)
         details = r.error.get("details", "")
         check("host '%s'" % names[bad.name] in details,
               "the error does not name %s: %r" % (names[bad.name], r))
-        # The reason: the mount command failed, and where.  (The agent
-        # reports the last line of mount's stderr, which util-linux makes
-        # "dmesg(1) may have more information...", not the line naming
-        # the missing source.)
+        # The reason: the mount command failed, where, and mount's own
+        # words naming the missing source (the agent gives the last lines
+        # of its stderr: util-linux ends with a hint about dmesg).
         check("storage.mount" in details and R["mount"] in details
-              and "'mount' exited with status" in details,
+              and "'mount' exited with status" in details
+              and MISSING in details,
               "the error does not give the reason: %r" % r)
         for h in hosts:
             check(not mounted(h, R["mount"]), "%s: %s is mounted"
                   % (h.name, R["mount"]))
+        if not had_dir:
+            check(bad.run("test -e %s" % R["mount"], check=False)
+                  .returncode != 0, "%s: the failed mount left the "
+                  "directory it made, %s" % (bad.name, R["mount"]))
         ps = c.get("/primary-storage/" + R["ps"])
         expect(ps, 200)
         check(R["cluster"] not in ps.invs[0]["attachedClusterUuids"],
