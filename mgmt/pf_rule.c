@@ -178,15 +178,22 @@ pf_prepare(struct db *db, json_t *params, json_t *row)
     if (!vip) {
         return -1;
     }
+    /* The rules of one VIP and protocol never overlap (this check, inside
+     * the writing transaction, is the only way in), so sorted by their
+     * start their ends rise too: of the rules starting at or below 've',
+     * the last one reaches furthest.  One index probe (pf_vip_port), not a
+     * scan of the VIP's rules. */
     clash = res_select(db, "SELECT uuid, name, vipPortStart, vipPortEnd "
                        "FROM portForwardingRule WHERE vipUuid = ?1 AND "
-                       "protocolType = ?2 AND vipPortStart <= ?3 AND "
-                       "vipPortEnd >= ?4 LIMIT 1", "ssii", jstr(vip, "uuid"),
-                       proto, ve, vs);
+                       "protocolType = ?2 AND vipPortStart <= ?3 "
+                       "ORDER BY vipPortStart DESC LIMIT 1", "ssi",
+                       jstr(vip, "uuid"), proto, ve);
     if (!clash) {
         goto out;
     }
-    if (json_array_size(clash)) {
+    if (json_array_size(clash)
+        && json_integer_value(json_object_get(json_array_get(clash, 0),
+                                              "vipPortEnd")) >= vs) {
         json_t *c = json_array_get(clash, 0);
 
         error_report_field(PROBLEM_CONFLICT, "vipPortStart",

@@ -215,6 +215,11 @@ static const char *const migrations[] = {
      * must change it at its first login. */
     "ALTER TABLE account ADD COLUMN passwordChangeRequired INTEGER NOT NULL"
     "  DEFAULT 0;",
+    /* Version 6: the overlap check of a new rule looks up one rule, the
+     * one with the greatest vipPortStart <= the new end (pf_rule.c). */
+    "CREATE INDEX pf_vip_port ON portForwardingRule(vipUuid, protocolType,"
+    "  vipPortStart);"
+    "DROP INDEX pf_vip;",
 };
 
 int

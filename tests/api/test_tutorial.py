@@ -538,6 +538,27 @@ def tutorial(t):
         rule("PF-OVERLAP", 2200, 2300, proto="TCP", status=409,
              mention=("PORT-FORWARDING2",))
 
+    with t.step("overlap on one VIP: every way two port ranges can meet "
+                "is refused naming the rule met; ranges that only touch, "
+                "and the other protocol, are not"):
+        vip = c.create("/vips", {"name": "VIP-OVERLAP",
+                                 "l3NetworkUuid": R["l3_pub"]})["uuid"]
+        rule("OV-A", 100, 110, vip=vip)
+        rule("OV-B", 200, 200, vip=vip)
+        for start, end, met in ((105, 105, "OV-A"), (90, 100, "OV-A"),
+                                (110, 150, "OV-A"), (95, 115, "OV-A"),
+                                (150, 250, "OV-B"), (200, 200, "OV-B"),
+                                (1, 65535, "OV-")):
+            rule("OV-X", start, end, vip=vip, status=409, mention=(met,))
+        for start, end in ((99, 99), (111, 199), (201, 300)):
+            rule("OV-%d" % start, start, end, vip=vip)
+        rule("OV-Y", 150, 150, vip=vip, status=409, mention=("OV-111",))
+        rule("OV-UDP", 1, 65535, proto="UDP", vip=vip)
+        expect(c.delete("/vips/" + vip), 200)
+        left = [r for r in expect(c.get("/port-forwarding"), 200).invs
+                if r["vipUuid"] == vip]
+        check(not left, "rules left after their VIP's delete: %r" % left)
+
     with t.step("disable/enable a rule; attach refused while Disabled"):
         path = "/port-forwarding/" + R["pf_udp"]
         r = expect(c.action(path, "changePortForwardingRuleState",
