@@ -24,29 +24,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (BACKEND1, BACKEND2, CLIENT1, NETUTIL,  # noqa: E402
+from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, NETUTIL,  # noqa: E402
                    Topology, base_config, delta, rule)
 
 VIP1 = '198.51.100.10'
-N = 0
-FAILED = 0
 
 R_UDP = rule('c-udp', VIP1, 'udp', [5300, 5300], BACKEND1, [5353, 5353])
 R_UDP2 = rule('c-udp2', VIP1, 'udp', [5301, 5301], BACKEND1, [5353, 5353])
 R_TCP = rule('c-tcp', VIP1, 'tcp', [7000, 7000], BACKEND1, [7000, 7000])
 RULES = [R_UDP, R_UDP2, R_TCP]
-
-
-def ok(cond, desc, diag=None):
-    global N, FAILED
-    N += 1
-    if not cond:
-        FAILED += 1
-    print('%s %d - %s' % ('ok' if cond else 'not ok', N, desc), flush=True)
-    if not cond and diag is not None:
-        for line in str(diag).rstrip().splitlines()[-30:]:
-            print('#   ' + line, flush=True)
-    return cond
 
 
 def stats(reply):
@@ -97,8 +83,7 @@ def main():
         run(t)
     finally:
         t.destroy()
-    print('1..%d' % N)
-    return 1 if FAILED else 0
+    return plan()
 
 
 def run(t):

@@ -23,26 +23,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (BACKEND1, BACKEND2, CLIENT1, CLIENT2, DHCP_IP,  # noqa
+from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, CLIENT2, DHCP_IP,  # noqa
                    DHCP_MAC, PUB_SERVER, VR_PRIV, VR_PUB, Topology,
                    base_config, rule, sh)
 
 VIP1 = '198.51.100.10'
 VIP2 = '198.51.100.11'
-N = 0
-FAILED = 0
-
-
-def ok(cond, desc, diag=None):
-    global N, FAILED
-    N += 1
-    if not cond:
-        FAILED += 1
-    print('%s %d - %s' % ('ok' if cond else 'not ok', N, desc), flush=True)
-    if not cond and diag is not None:
-        for line in str(diag).rstrip().splitlines()[-30:]:
-            print('#   ' + line, flush=True)
-    return cond
 
 
 def stats(reply):
@@ -90,8 +76,7 @@ def main():
         left = [ns for ns in sh('ip', 'netns', 'list').stdout.split()
                 if ns.startswith(t.prefix)]
         ok(not left, 'teardown: every namespace is gone', left)
-    print('1..%d' % N)
-    return 1 if FAILED else 0
+    return plan()
 
 
 def run(t):

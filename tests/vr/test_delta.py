@@ -25,13 +25,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (BACKEND1, BACKEND2, CLIENT1, Topology,  # noqa: E402
+from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, Topology,  # noqa: E402
                    base_config, delta, rule, sh)
 
 VIP1 = '198.51.100.10'
 VIP2 = '198.51.100.11'
-N = 0
-FAILED = 0
 
 R_SSH = rule('r-ssh', VIP1, 'tcp', [22, 22], BACKEND1, [22, 22])
 R_UDP = rule('r-udp', VIP1, 'udp', [5300, 5300], BACKEND1, [5353, 5353])
@@ -39,18 +37,6 @@ R_NEW = rule('r-new', VIP1, 'tcp', [8022, 8022], BACKEND1, [8022, 8022])
 R_RANGE = rule('r-range', VIP1, 'tcp', [1000, 1010], BACKEND1,
                [2000, 2010], CLIENT1 + '/32')
 R_V2 = rule('r-v2', VIP2, 'tcp', [2222, 2222], BACKEND2, [22, 22])
-
-
-def ok(cond, desc, diag=None):
-    global N, FAILED
-    N += 1
-    if not cond:
-        FAILED += 1
-    print('%s %d - %s' % ('ok' if cond else 'not ok', N, desc), flush=True)
-    if not cond and diag is not None:
-        for line in str(diag).rstrip().splitlines()[-30:]:
-            print('#   ' + line, flush=True)
-    return cond
 
 
 def stats(reply):
@@ -74,8 +60,7 @@ def main():
         run(t)
     finally:
         t.destroy()
-    print('1..%d' % N)
-    return 1 if FAILED else 0
+    return plan()
 
 
 def run(t):

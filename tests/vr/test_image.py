@@ -23,28 +23,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (BACKEND1, BACKEND2, CLIENT1, CLIENT2, REPO,  # noqa
+from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, CLIENT2, REPO,  # noqa
                    PUB_SERVER, VR_PUB, base_config, rule, sh, vr_binary)
 
-N = 0
-FAILED = 0
 BOOT_TIMEOUT = 90
 VR_PUB_MAC = '52:54:00:6e:01:01'
 VR_PRIV_MAC = '52:54:00:6e:02:01'
 DH_MAC = '52:54:00:6e:02:09'
 VIP = '198.51.100.10'
-
-
-def ok(cond, desc, diag=None):
-    global N, FAILED
-    N += 1
-    if not cond:
-        FAILED += 1
-    print('%s %d - %s' % ('ok' if cond else 'not ok', N, desc), flush=True)
-    if not cond and diag is not None:
-        for line in str(diag).rstrip().splitlines()[-40:]:
-            print('#   ' + line, flush=True)
-    return cond
 
 
 class Chan:
@@ -133,8 +119,7 @@ def main():
         left = [ns for ns in sh('ip', 'netns', 'list').stdout.split()
                 if ns.startswith(prefix)]
         ok(not left, 'teardown: QEMU and every namespace are gone', left)
-    print('1..%d' % N)
-    return 1 if FAILED else 0
+    return plan()
 
 
 def spawn(procs, argv, **kw):

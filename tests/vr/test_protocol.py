@@ -23,23 +23,9 @@ import tty
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (BACKEND1, Topology, base_config, rule, sh,  # noqa
+from vrlib import (ok, plan, BACKEND1, Topology, base_config, rule, sh,  # noqa
                    vr_binary)
 
-N = 0
-FAILED = 0
-
-
-def ok(cond, desc, diag=None):
-    global N, FAILED
-    N += 1
-    if not cond:
-        FAILED += 1
-    print('%s %d - %s' % ('ok' if cond else 'not ok', N, desc), flush=True)
-    if not cond and diag is not None:
-        for line in str(diag).rstrip().splitlines()[-30:]:
-            print('#   ' + line, flush=True)
-    return cond
 
 
 def no_table(t):
@@ -60,8 +46,7 @@ def main():
         run(t)
     finally:
         t.destroy()
-    print('1..%d' % N)
-    return 1 if FAILED else 0
+    return plan()
 
 
 def run(t):

@@ -46,6 +46,29 @@ BACKEND2 = '10.0.0.6'
 DHCP_IP = '10.0.0.9'
 
 
+# TAP for one test file (each file is its own process): ok() numbers and
+# prints a result, with the tail of 'diag' under a failure; plan() ends
+# the file and gives its exit status.
+_tap = {'n': 0, 'failed': 0}
+
+
+def ok(cond, desc, diag=None):
+    _tap['n'] += 1
+    if not cond:
+        _tap['failed'] += 1
+    print('%s %d - %s' % ('ok' if cond else 'not ok', _tap['n'], desc),
+          flush=True)
+    if not cond and diag is not None:
+        for line in str(diag).rstrip().splitlines()[-40:]:
+            print('#   ' + line, flush=True)
+    return cond
+
+
+def plan():
+    print('1..%d' % _tap['n'], flush=True)
+    return 1 if _tap['failed'] else 0
+
+
 def vr_binary():
     build = os.environ.get('KVMSTACK_BUILD', 'build')
     return str((REPO / build / 'kvmstack-vr').resolve())
