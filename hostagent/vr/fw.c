@@ -976,6 +976,56 @@ fw_flush_ct(struct fw *fw, bool full, const struct fw_pf_table *old,
     free(keys);
 }
 
+/* Applies the change from 'from' to 'to' as one batch of element changes,
+ * collecting in 'flush' the ports whose conntrack entries must go.
+ * Returns true when the kernel has it (or nothing changed), false when nft
+ * refused it (logged): the caller then rebuilds the whole table.  The
+ * batch applied is left in '*batch' (caller frees), its size in '*ops'. */
+static bool
+fw_run_delta(struct fw *fw, const struct fw_state *from,
+             const struct fw_state *to, struct fw_pf_table *flush,
+             struct fw_stats *stats, char **batch, size_t *ops)
+{
+    struct fw_batch b;
+
+    fw_pf_table_init(flush, 0);
+    fw_batch_init(&b);
+    fw_batch_delta(&b, from, to, flush);
+    *ops = b.ops;
+    if (*ops) {
+        struct sbuf text;
+
+        sbuf_init(&text);
+        fw_batch_render(&b, fw->table, &text);
+        *batch = sbuf_take(&text);
+    }
+    fw_batch_destroy(&b);
+    if (*ops && fw_run(fw, *batch, &stats->nft_usec) < 0) {
+        LOG_WARN("table %s: delta of %zu elements refused (%s); "
+                 "rebuilding the whole table", fw->table, *ops,
+                 error_last_message());
+        free(*batch);
+        *batch = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* Records in 'stats' what was committed and logs it. */
+static void
+fw_committed(struct fw *fw, struct fw_stats *stats, bool full, size_t ops,
+             const char *batch, const char *what)
+{
+    stats->ops = ops;
+    stats->full = full;
+    stats->batch_bytes = batch ? strlen(batch) : 0;
+    if (ops) {
+        LOG_INFO("table %s: %s of %zu elements committed in %.3f ms",
+                 fw->table, full ? "full build" : what, ops,
+                 stats->nft_usec / 1000.0);
+    }
+}
+
 int
 fw_apply(struct fw *fw, const struct vr_config *cfg, struct fw_stats *stats)
 {
@@ -992,28 +1042,9 @@ fw_apply(struct fw *fw, const struct vr_config *cfg, struct fw_stats *stats)
         fw_state_destroy(&desired);
         return -1;
     }
-    if (!full) {
-        struct fw_batch b;
-        struct sbuf out;
-
-        fw_pf_table_init(&flush, 0);
-        fw_batch_init(&b);
-        fw_batch_delta(&b, &fw->committed, &desired, &flush);
-        ops = b.ops;
-        if (ops) {
-            sbuf_init(&out);
-            fw_batch_render(&b, fw->table, &out);
-            batch = sbuf_take(&out);
-        }
-        fw_batch_destroy(&b);
-        if (ops && fw_run(fw, batch, &stats->nft_usec) < 0) {
-            LOG_WARN("table %s: delta of %zu elements refused (%s); "
-                     "rebuilding the whole table", fw->table, ops,
-                     error_last_message());
-            free(batch);
-            batch = NULL;
-            full = true;
-        }
+    if (!full && !fw_run_delta(fw, &fw->committed, &desired, &flush, stats,
+                               &batch, &ops)) {
+        full = true;
     }
     if (full) {
         batch = fw_full_text(fw->table, &desired, &ops);
@@ -1023,14 +1054,7 @@ fw_apply(struct fw *fw, const struct vr_config *cfg, struct fw_stats *stats)
             goto out;
         }
     }
-    stats->ops = ops;
-    stats->full = full;
-    stats->batch_bytes = batch ? strlen(batch) : 0;
-    if (ops) {
-        LOG_INFO("table %s: %s of %zu elements committed in %.3f ms",
-                 fw->table, full ? "full build" : "delta", ops,
-                 stats->nft_usec / 1000.0);
-    }
+    fw_committed(fw, stats, full, ops, batch, "delta");
 
     /* Committed: from now on the kernel has 'desired'. */
     if (full || flush.n) {
@@ -1124,28 +1148,8 @@ fw_apply_rules(struct fw *fw, const struct vr_pf_rule *const *old,
         }
     }
 
-    if (!full) {
-        struct fw_batch b;
-        struct sbuf text;
-
-        fw_pf_table_init(&flush, 0);
-        fw_batch_init(&b);
-        fw_batch_delta(&b, &out, &in, &flush);
-        ops = b.ops;
-        if (ops) {
-            sbuf_init(&text);
-            fw_batch_render(&b, fw->table, &text);
-            batch = sbuf_take(&text);
-        }
-        fw_batch_destroy(&b);
-        if (ops && fw_run(fw, batch, &stats->nft_usec) < 0) {
-            LOG_WARN("table %s: delta of %zu elements refused (%s); "
-                     "rebuilding the whole table", fw->table, ops,
-                     error_last_message());
-            free(batch);
-            batch = NULL;
-            full = true;
-        }
+    if (!full && !fw_run_delta(fw, &out, &in, &flush, stats, &batch, &ops)) {
+        full = true;
     }
     if (full) {
         /* What the table must hold: the committed state with 'old' taken
@@ -1168,14 +1172,7 @@ fw_apply_rules(struct fw *fw, const struct vr_pf_rule *const *old,
             goto out;
         }
     }
-    stats->ops = ops;
-    stats->full = full;
-    stats->batch_bytes = batch ? strlen(batch) : 0;
-    if (ops) {
-        LOG_INFO("table %s: %s of %zu elements committed in %.3f ms",
-                 fw->table, full ? "full build" : "rule delta", ops,
-                 stats->nft_usec / 1000.0);
-    }
+    fw_committed(fw, stats, full, ops, batch, "rule delta");
 
     /* Committed: from now on the kernel has the change. */
     if (full || flush.n) {
