@@ -141,14 +141,11 @@ auth_bootstrap_admin(void)
     }
     hash = auth_hash_password(password);
     uuid_generate_hex(uuid);
-    if (db_begin(db) < 0
-        || db_exec(db, "INSERT INTO account (uuid, name, description, "
-                   "createDate, lastOpDate, type, passwordHash, "
-                   "passwordChangeRequired) VALUES (?1, 'admin', 'the "
-                   "administrator', ?2, ?2, 'SystemAdmin', ?3, ?4)", "sisb",
-                   uuid, now, hash, !(env && *env)) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "INSERT INTO account (uuid, name, description, "
+                 "createDate, lastOpDate, type, passwordHash, "
+                 "passwordChangeRequired) VALUES (?1, 'admin', 'the "
+                 "administrator', ?2, ?2, 'SystemAdmin', ?3, ?4)", "sisb",
+                 uuid, now, hash, !(env && *env)) < 0) {
         free(hash);
         secret_free(password);
         return -1;
@@ -422,11 +419,9 @@ auth_logout(struct api_req *req)
 {
     struct db *db = db_thread();
 
-    if (db_begin(db) < 0
-        || db_exec(db, "DELETE FROM session WHERE uuid = ?1 AND "
-                   "accountUuid = ?2", "ss", req->args[0],
-                   req->account_uuid) < 0
-        || db_commit(db) < 0) {
+    if (db_write(db, "DELETE FROM session WHERE uuid = ?1 AND "
+                 "accountUuid = ?2", "ss", req->args[0],
+                 req->account_uuid) < 0) {
         return -1;
     }
     return api_reply(req, 200, json_object());

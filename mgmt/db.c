@@ -507,16 +507,12 @@ db_donep(sqlite3_stmt **stmt)
     db_done(*stmt);
 }
 
-int
-db_exec(struct db *db, const char *sql, const char *types, ...)
+static int
+db_vexec(struct db *db, const char *sql, const char *types, va_list ap)
 {
-    sqlite3_stmt *stmt;
-    va_list ap;
+    sqlite3_stmt *stmt = db_vstmt(db, sql, types, ap);
     int rc;
 
-    va_start(ap, types);
-    stmt = db_vstmt(db, sql, types, ap);
-    va_end(ap);
     if (!stmt) {
         return -1;
     }
@@ -525,6 +521,37 @@ db_exec(struct db *db, const char *sql, const char *types, ...)
     }
     db_done(stmt);
     return rc < 0 ? -1 : sqlite3_changes(db->conn);
+}
+
+int
+db_exec(struct db *db, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = db_vexec(db, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+int
+db_write(struct db *db, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    int rc;
+
+    if (db_begin(db) < 0) {
+        return -1;
+    }
+    va_start(ap, types);
+    rc = db_vexec(db, sql, types, ap);
+    va_end(ap);
+    if (rc < 0 || db_commit(db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return rc;
 }
 
 int

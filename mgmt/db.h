@@ -56,6 +56,10 @@ void db_donep(sqlite3_stmt **stmt);
  * rows, or -1. */
 int db_exec(struct db *db, const char *sql, const char *types, ...);
 
+/* db_exec() in a write transaction of its own (BEGIN IMMEDIATE ... COMMIT,
+ * rolled back on failure).  Returns the number of changed rows, or -1. */
+int db_write(struct db *db, const char *sql, const char *types, ...);
+
 /* Runs a query returning one integer in its first column; 'dflt' when no
  * row.  Returns -1 on error (reported) and stores the value in 'out'. */
 int db_int(struct db *db, int64_t *out, int64_t dflt, const char *sql,

@@ -517,27 +517,24 @@ record_facts(const char *uuid, json_t *facts, const char *agent_version)
     json_int_t mem = json_integer_value(json_object_get(facts,
                                                         "memoryBytes"));
 
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE host SET status = 'Connected', lastError = "
-                   "NULL, cpuNum = ?1, totalCpuCapacity = ?1 * ?12, "
-                   "availableCpuCapacity = ?1 * ?12 - (SELECT "
-                   "coalesce(sum(cpuNum), 0) FROM vmInstance WHERE hostUuid "
-                   "= ?11 AND reserved = 1), totalMemoryCapacity = ?2, "
-                   "availableMemoryCapacity = ?2 - (SELECT "
-                   "coalesce(sum(memorySize), 0) FROM vmInstance WHERE "
-                   "hostUuid = ?11 AND reserved = 1), architecture = ?3,"
-                   " osRelease = ?4, kernelVersion = ?5, libvirtVersion = "
-                   "?6, qemuVersion = ?7, kvmAvailable = ?8, agentVersion = "
-                   "?9, lastConnectDate = ?10, lastOpDate = ?10 WHERE "
-                   "uuid = ?11", "iisssssbsisi", (int64_t) cpus,
-                   (int64_t) mem, jstr(facts, "architecture"),
-                   jstr(facts, "osRelease"), jstr(facts, "kernel"),
-                   jstr(facts, "libvirtVersion"), jstr(facts, "qemuVersion"),
-                   json_is_true(json_object_get(facts, "kvm")),
-                   agent_version, time_wall_msec(), uuid,
-                   (int64_t) VMOPS_CPU_OVERCOMMIT) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE host SET status = 'Connected', lastError = "
+                 "NULL, cpuNum = ?1, totalCpuCapacity = ?1 * ?12, "
+                 "availableCpuCapacity = ?1 * ?12 - (SELECT "
+                 "coalesce(sum(cpuNum), 0) FROM vmInstance WHERE hostUuid "
+                 "= ?11 AND reserved = 1), totalMemoryCapacity = ?2, "
+                 "availableMemoryCapacity = ?2 - (SELECT "
+                 "coalesce(sum(memorySize), 0) FROM vmInstance WHERE "
+                 "hostUuid = ?11 AND reserved = 1), architecture = ?3,"
+                 " osRelease = ?4, kernelVersion = ?5, libvirtVersion = "
+                 "?6, qemuVersion = ?7, kvmAvailable = ?8, agentVersion = "
+                 "?9, lastConnectDate = ?10, lastOpDate = ?10 WHERE "
+                 "uuid = ?11", "iisssssbsisi", (int64_t) cpus,
+                 (int64_t) mem, jstr(facts, "architecture"),
+                 jstr(facts, "osRelease"), jstr(facts, "kernel"),
+                 jstr(facts, "libvirtVersion"), jstr(facts, "qemuVersion"),
+                 json_is_true(json_object_get(facts, "kvm")),
+                 agent_version, time_wall_msec(), uuid,
+                 (int64_t) VMOPS_CPU_OVERCOMMIT) < 0) {
         return -1;
     }
     return 0;
@@ -799,11 +796,8 @@ hostconn_session(struct hostconn *hc)
         if (rc < 0) {
             goto out;
         }
-        if (db_begin(db) < 0
-            || db_exec(db, "UPDATE host SET playbookHash = ?1 WHERE uuid = "
-                       "?2", "ss", playbook_hash, hc->uuid) < 0
-            || db_commit(db) < 0) {
-            db_rollback(db);
+        if (db_write(db, "UPDATE host SET playbookHash = ?1 WHERE uuid = "
+                     "?2", "ss", playbook_hash, hc->uuid) < 0) {
             goto out;
         }
     }
@@ -1151,11 +1145,8 @@ hostmgr_bootstrap(struct job *job, const char *uuid, const char *password,
     if (!c) {
         goto out;
     }
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE host SET sshHostKeyFingerprint = ?1 WHERE "
-                   "uuid = ?2", "ss", fp, uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE host SET sshHostKeyFingerprint = ?1 WHERE "
+                 "uuid = ?2", "ss", fp, uuid) < 0) {
         goto out;
     }
     job_progress(job, "PLAY [kvm-host] running %s", kvm_playbook);
@@ -1165,11 +1156,8 @@ hostmgr_bootstrap(struct job *job, const char *uuid, const char *password,
     }
     sshconn_close(c);
     c = NULL;
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE host SET playbookHash = ?1, added = 1 WHERE "
-                   "uuid = ?2", "ss", playbook_hash, uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE host SET playbookHash = ?1, added = 1 WHERE "
+                 "uuid = ?2", "ss", playbook_hash, uuid) < 0) {
         goto out;
     }
     job_progress(job, "starting the agent channel");
@@ -1243,15 +1231,12 @@ hostmgr_bootstrap_bs(struct job *job, const char *uuid,
                      "'%s' on the backup storage host", jstr(row, "url"));
         goto out;
     }
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE backupStorage SET sshHostKeyFingerprint = ?1,"
-                   " status = 'Connected', totalCapacity = ?2, "
-                   "availableCapacity = ?3, added = 1, lastError = NULL, "
-                   "lastOpDate = ?4 WHERE uuid = ?5", "siiis", fp,
-                   (int64_t) total, (int64_t) avail, time_wall_msec(),
-                   uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE backupStorage SET sshHostKeyFingerprint = ?1,"
+                 " status = 'Connected', totalCapacity = ?2, "
+                 "availableCapacity = ?3, added = 1, lastError = NULL, "
+                 "lastOpDate = ?4 WHERE uuid = ?5", "siiis", fp,
+                 (int64_t) total, (int64_t) avail, time_wall_msec(),
+                 uuid) < 0) {
         goto out;
     }
     job_progress(job, "backup storage is Connected (%lld of %lld bytes "
@@ -1308,11 +1293,8 @@ hostmgr_reconnect(const char *uuid, bool retrust, const char *fingerprint,
     if (retrust) {
         struct db *db = db_thread();
 
-        if (db_begin(db) < 0
-            || db_exec(db, "UPDATE host SET sshHostKeyFingerprint = ?1 "
-                       "WHERE uuid = ?2", "ss", fingerprint, uuid) < 0
-            || db_commit(db) < 0) {
-            db_rollback(db);
+        if (db_write(db, "UPDATE host SET sshHostKeyFingerprint = ?1 "
+                     "WHERE uuid = ?2", "ss", fingerprint, uuid) < 0) {
             return -1;
         }
     }

@@ -75,17 +75,14 @@ ps_set_connected(json_t *ps, json_t *r)
 {
     struct db *db = db_thread();
 
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE primaryStorage SET status = 'Connected', "
-                   "totalCapacity = ?1, availableCapacity = ?2, lastError = "
-                   "NULL, lastOpDate = ?3 WHERE uuid = ?4", "iiis",
-                   (int64_t) json_integer_value(json_object_get(
-                                                    r, "totalCapacity")),
-                   (int64_t) json_integer_value(json_object_get(
-                                                    r, "availableCapacity")),
-                   time_wall_msec(), jstr(ps, "uuid")) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE primaryStorage SET status = 'Connected', "
+                 "totalCapacity = ?1, availableCapacity = ?2, lastError = "
+                 "NULL, lastOpDate = ?3 WHERE uuid = ?4", "iiis",
+                 (int64_t) json_integer_value(json_object_get(
+                                                  r, "totalCapacity")),
+                 (int64_t) json_integer_value(json_object_get(
+                                                  r, "availableCapacity")),
+                 time_wall_msec(), jstr(ps, "uuid")) < 0) {
         return -1;
     }
     return 0;

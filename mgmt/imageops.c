@@ -207,12 +207,9 @@ set_image(const char *uuid, const char *status, const char *error)
 {
     struct db *db = db_thread();
 
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE image SET status = ?1, lastError = ?2, "
-                   "lastOpDate = ?3 WHERE uuid = ?4", "ssis", status, error,
-                   time_wall_msec(), uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE image SET status = ?1, lastError = ?2, "
+                 "lastOpDate = ?3 WHERE uuid = ?4", "ssis", status, error,
+                 time_wall_msec(), uuid) < 0) {
         return -1;
     }
     return 0;
@@ -463,13 +460,10 @@ image_ensure_cached(struct job *job, const char *image_uuid,
         goto out;
     }
     json_decref(r);
-    if (db_begin(db) < 0
-        || db_exec(db, "INSERT OR REPLACE INTO imageCache "
-                   "(primaryStorageUuid, imageUuid, installPath, status, "
-                   "createDate) VALUES (?1, ?2, ?3, 'Ready', ?4)", "sssi",
-                   ps_uuid, image_uuid, final, time_wall_msec()) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "INSERT OR REPLACE INTO imageCache "
+                 "(primaryStorageUuid, imageUuid, installPath, status, "
+                 "createDate) VALUES (?1, ?2, ?3, 'Ready', ?4)", "sssi",
+                 ps_uuid, image_uuid, final, time_wall_msec()) < 0) {
         goto out;
     }
     job_progress(job, "image '%s' cached on primary storage '%s'",

@@ -91,13 +91,10 @@ job_finish(struct job *job, json_t *result, int status)
         }
     }
     text = json_dumps(result, JSON_COMPACT);
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE apiJob SET state = ?1, httpStatus = ?2, "
-                   "result = ?3, lastOpDate = ?4 WHERE uuid = ?5", "sdsis",
-                   status < 300 ? "Succeeded" : "Failed", status, text,
-                   time_wall_msec(), job->uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE apiJob SET state = ?1, httpStatus = ?2, "
+                 "result = ?3, lastOpDate = ?4 WHERE uuid = ?5", "sdsis",
+                 status < 300 ? "Succeeded" : "Failed", status, text,
+                 time_wall_msec(), job->uuid) < 0) {
         LOG_ERR("job %s: cannot record its result: %s", job->uuid,
                 error_last_message());
     }
@@ -223,13 +220,10 @@ job_submit(struct api_req *req, const char *api_name,
     job->api_name = xstrdup(api_name);
     job->fn = fn;
     job->ctx = ctx;
-    if (db_begin(db) < 0
-        || db_exec(db, "INSERT INTO apiJob (uuid, apiName, state, progress, "
-                   "resourceUuid, createDate, lastOpDate) VALUES (?1, ?2, "
-                   "'Running', 'accepted', ?3, ?4, ?4)", "sssi", job->uuid,
-                   api_name, resource_uuid, now) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "INSERT INTO apiJob (uuid, apiName, state, progress, "
+                 "resourceUuid, createDate, lastOpDate) VALUES (?1, ?2, "
+                 "'Running', 'accepted', ?3, ?4, ?4)", "sssi", job->uuid,
+                 api_name, resource_uuid, now) < 0) {
         json_decref(job->ctx);
         free(job->api_name);
         free(job);

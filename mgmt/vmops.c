@@ -170,12 +170,9 @@ vm_set(const char *uuid, const char *state, const char *error)
 {
     struct db *db = db_thread();
 
-    if (db_begin(db) < 0
-        || db_exec(db, "UPDATE vmInstance SET state = ?1, lastError = ?2, "
-                   "lastOpDate = ?3 WHERE uuid = ?4", "ssis", state, error,
-                   time_wall_msec(), uuid) < 0
-        || db_commit(db) < 0) {
-        db_rollback(db);
+    if (db_write(db, "UPDATE vmInstance SET state = ?1, lastError = ?2, "
+                 "lastOpDate = ?3 WHERE uuid = ?4", "ssis", state, error,
+                 time_wall_msec(), uuid) < 0) {
         return -1;
     }
     return 0;
@@ -315,11 +312,8 @@ vmops_start_job(struct job *job, json_t *ctx, int *status)
         }
         json_decref(r);
         made_volume = true;
-        if (db_begin(db) < 0
-            || db_exec(db, "UPDATE vmInstance SET rootVolumePath = ?1 WHERE "
-                       "uuid = ?2", "ss", volume, uuid) < 0
-            || db_commit(db) < 0) {
-            db_rollback(db);
+        if (db_write(db, "UPDATE vmInstance SET rootVolumePath = ?1 WHERE "
+                     "uuid = ?2", "ss", volume, uuid) < 0) {
             goto fail;
         }
         job_progress(job, "root volume %s created over the cached image",
