@@ -1043,6 +1043,19 @@ hv_lookup(virConnectPtr conn, const char *uuid, bool *absent)
     return dom;
 }
 
+/* hv_lookup() for a domain that must exist: an absent one is not-found. */
+static virDomainPtr
+hv_lookup_existing(virConnectPtr conn, const char *uuid)
+{
+    bool absent;
+    virDomainPtr dom = hv_lookup(conn, uuid, &absent);
+
+    if (!dom && absent) {
+        error_report(PROBLEM_NOT_FOUND, "vm '%s': no such domain", uuid);
+    }
+    return dom;
+}
+
 /* libvirt's state of 'dom' into '*state' (and '*reason').  Returns 0 or
  * -1 with an error reported. */
 static int
@@ -1260,7 +1273,6 @@ hv_vm_reboot(json_t *params)
     bool force;
     AUTO(hv_conn_freep) virConnect *conn = NULL;
     AUTO(hv_domain_freep) virDomain *dom = NULL;
-    bool absent;
     int state;
     int reason;
 
@@ -1269,11 +1281,8 @@ hv_vm_reboot(json_t *params)
         || !(conn = hv_conn_get())) {
         return NULL;
     }
-    dom = hv_lookup(conn, uuid, &absent);
+    dom = hv_lookup_existing(conn, uuid);
     if (!dom) {
-        if (absent) {
-            error_report(PROBLEM_NOT_FOUND, "vm '%s': no such domain", uuid);
-        }
         return NULL;
     }
     if (hv_get_state(dom, &state, &reason) < 0) {
@@ -1474,7 +1483,6 @@ hv_vm_console(json_t *params)
     AUTOFREE char *path = NULL;
     AUTOFREE char *text = NULL;
     long long size;
-    bool absent;
 
     if (hv_parse_uuid(params, uuid) < 0
         || hv_param_int(params, "tailBytes", HV_TAIL_DEFAULT, 0, HV_TAIL_MAX,
@@ -1482,11 +1490,8 @@ hv_vm_console(json_t *params)
         || !(conn = hv_conn_get())) {
         return NULL;
     }
-    dom = hv_lookup(conn, uuid, &absent);
+    dom = hv_lookup_existing(conn, uuid);
     if (!dom) {
-        if (absent) {
-            error_report(PROBLEM_NOT_FOUND, "vm '%s': no such domain", uuid);
-        }
         return NULL;
     }
     xml = virDomainGetXMLDesc(dom, 0);
