@@ -33,7 +33,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests', 'bed'))
 
-from bed import Bed  # noqa: E402
+from bed import KVMSTACK_DIRS, Bed  # noqa: E402
 from hv_helper import Agent  # noqa: E402
 
 BUILD = os.path.join(REPO, os.environ.get('KVMSTACK_BUILD', 'build'))
@@ -601,7 +601,7 @@ def main():
     try:
         with Bed() as b:
             h = b.add_host('hv1', with_libvirt=True,
-                           private_dirs=['/var/lib/kvmstack'])
+                           private_dirs=KVMSTACK_DIRS)
             # Started before libvirtd: the agent must cope.
             agent = Agent(h, AGENT, log)
             t = T(h, agent)

@@ -95,6 +95,11 @@ CAPS_CACHE = os.environ.get('KSBED_CAPS_CACHE', '/var/tmp/ksbed-cache/qemu-capab
 DEBUG = bool(os.environ.get('KSBED_DEBUG'))
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOSTINIT = os.path.join(HERE, 'hostinit.sh')
+# What kvmstack (its playbooks and agent) writes on a KVM or backup-storage
+# host; a test host given these as private_dirs keeps it to itself instead
+# of writing it onto the machine the tests run on.
+KVMSTACK_DIRS = ('/etc/sysctl.d', '/etc/kvmstack', '/var/lib/kvmstack',
+                 '/var/log/kvmstack', '/backupStorage')
 CLEAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 NETNS_RE = re.compile(r'^%s-(\d+)-h(\d+)$' % PREFIX)
@@ -859,15 +864,19 @@ class Bed:
 
     def add_host(self, name, password='testpass', with_libvirt=False, private_dirs=()):
         """Start a host; returns Host once its sshd listens on ip:22.
-        private_dirs: extra absolute directories that get an empty private
+        private_dirs: extra absolute directories (made when missing; see
+        KVMSTACK_DIRS) that get an empty private
         copy inside this host (e.g. '/etc/kvmstack', '/var/lib/kvmstack')."""
         if self._closed:
             raise BedError('bed is closed')
         if not re.match(r'^[A-Za-z0-9][A-Za-z0-9-]{0,62}$', name):
             raise BedError('bad host name %r (letters, digits, -)' % name)
         for p in private_dirs:
-            if not p.startswith('/') or not os.path.isdir(p):
-                raise BedError('private dir %r must be an existing absolute directory' % p)
+            if not p.startswith('/'):
+                raise BedError('private dir %r must be an absolute path' % p)
+            # The private copy is mounted over it: the directory must exist
+            # out here too (it stays empty on a machine that had none).
+            os.makedirs(p, exist_ok=True)
         with self._lock:
             if name in self.hosts:
                 raise BedError('host %s exists already' % name)

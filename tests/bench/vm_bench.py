@@ -81,7 +81,7 @@ sys.path.insert(0, str(REPO / "tests" / "bed"))
 
 import harness  # noqa: E402
 from harness import Server, build_dir, check, db_query, expect  # noqa: E402
-from bed import Bed  # noqa: E402
+from bed import KVMSTACK_DIRS, Bed  # noqa: E402
 
 N = int(os.environ.get("BENCH_VM_N", "10"))
 BATCH = int(os.environ.get("BENCH_VM_BATCH", "10"))
@@ -90,8 +90,6 @@ TARGET_MS = float(os.environ.get("BENCH_VM_TARGET_MS", "50"))
 ARTIFACT = REPO / "tests" / "artifacts" / "bench-vm.txt"
 SERVER_NAME = "bench-vm-server"
 
-PRIVATE = ["/etc/sysctl.d", "/etc/kvmstack", "/var/lib/kvmstack",
-           "/var/log/kvmstack", "/backupStorage"]
 SERVER_ARGS = ["--vm-domain-type", "qemu", "--host-ping-interval", "2000"]
 NFS_URL = "192.168.0.212:/usr/local/zstack/nfs_root"
 CONSOLE_DIR = "/var/log/kvmstack/vm"
@@ -574,7 +572,7 @@ def run(report):
     try:
         with Bed() as bed:
             h = bed.add_host("vmbench", with_libvirt=True,
-                             private_dirs=PRIVATE)
+                             private_dirs=KVMSTACK_DIRS)
             h.run("mkdir -p /etc/kvmstack && printf '%%s\\n' "
                   "'# NFS stand-in: this kernel has no NFS client' "
                   "'nfs_mount_command = mount --bind %s{export} {path}' "

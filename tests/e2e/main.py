@@ -45,11 +45,9 @@ sys.path.insert(0, str(REPO / "tests" / "bed"))
 
 import harness  # noqa: E402
 from harness import Server, Tap, Case, StepAbort, check  # noqa: E402
-from bed import Bed  # noqa: E402
+from bed import KVMSTACK_DIRS, Bed  # noqa: E402
 import httpserve  # noqa: E402
 
-PRIVATE = ["/etc/sysctl.d", "/etc/kvmstack", "/var/lib/kvmstack",
-           "/var/log/kvmstack", "/backupStorage"]
 SERVE_ARGS = ["--host-ping-interval", "1000", "--host-ping-max-failure", "3",
               "--vm-domain-type", "qemu", "--vm-stop-timeout", "20000"]
 PUB_NET = "198.51.100"
@@ -233,7 +231,7 @@ def tutorial(t, env, work):
     try:
         with t.step("test bed: host1, public switch, two clients"):
             h = bed.add_host("host1", with_libvirt=True,
-                             private_dirs=PRIVATE)
+                             private_dirs=KVMSTACK_DIRS)
             h.run("printf '%%s\\n' '# NFS stand-in: no NFS client here' "
                   "'nfs_mount_command = mount --bind %s{export} {path}' "
                   "> /etc/kvmstack/agent.conf" % standin)

@@ -17,12 +17,11 @@ import urllib.parse
 from pathlib import Path
 
 from harness import REPO, Server, case, check, expect
-from bed import Bed
+from bed import KVMSTACK_DIRS, Bed
 
 PING_ARGS = ["--host-ping-interval", "300", "--host-ping-max-failure", "2"]
 # The bed's hosts share this machine's files: what the playbook writes
 # under these stays inside each test host.
-PRIVATE = ["/etc/sysctl.d", "/etc/kvmstack"]
 
 
 def wait_for(what, fn, timeout=30.0, interval=0.05):
@@ -74,7 +73,7 @@ def test_hosts(ctx):
     with Bed() as bed:
         pw1 = "Pw1-" + secrets.token_hex(8)
         h1 = bed.add_host("host1", password=pw1, with_libvirt=True,
-                           private_dirs=PRIVATE)
+                           private_dirs=KVMSTACK_DIRS)
         srv = Server("system-hosts", args=PING_ARGS).start()
         ctx.env.active.insert(0, srv)
         c = srv.login()
@@ -240,7 +239,7 @@ def test_cut(ctx):
     point."""
     with Bed() as bed:
         h = bed.add_host("cut1", with_libvirt=True,
-                           private_dirs=PRIVATE)
+                           private_dirs=KVMSTACK_DIRS)
         books = tempfile.mkdtemp(prefix="kvmstack-books-")
         try:
             shutil.copy(REPO / "playbooks" / "sftp-backup-storage.yaml",
@@ -289,7 +288,7 @@ def test_cut(ctx):
 @case("backup-storage", 120)
 def test_backup_storage(ctx):
     with Bed() as bed:
-        h = bed.add_host("bs1", private_dirs=PRIVATE)
+        h = bed.add_host("bs1", private_dirs=KVMSTACK_DIRS)
         folder = "/tmp/kvmstack-bs-" + secrets.token_hex(4)
         srv = Server("system-bs", args=PING_ARGS).start()
         ctx.env.active.insert(0, srv)

@@ -20,10 +20,8 @@ import urllib.parse
 from pathlib import Path
 
 from harness import Server, case, check, db_dump, dump_diff, expect
-from bed import Bed
+from bed import KVMSTACK_DIRS, Bed
 
-PRIVATE = ["/etc/sysctl.d", "/etc/kvmstack", "/var/lib/kvmstack",
-           "/var/log/kvmstack"]
 ARGS = ["--host-ping-interval", "500", "--host-ping-max-failure", "2",
         "--vm-domain-type", "qemu"]
 NFS_URL = "192.168.0.212:/usr/local/zstack/nfs_root"
@@ -105,7 +103,7 @@ def test_undo(ctx):
     Path(standin + "/usr/local/zstack/nfs_root").mkdir(parents=True)
     try:
         with Bed() as bed:
-            hosts = [bed.add_host(n, with_libvirt=True, private_dirs=PRIVATE)
+            hosts = [bed.add_host(n, with_libvirt=True, private_dirs=KVMSTACK_DIRS)
                      for n in ("undo-a", "undo-b")]
             for h in hosts:
                 set_mount_command(h, standin)

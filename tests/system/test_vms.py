@@ -21,11 +21,9 @@ import time
 from pathlib import Path
 
 from harness import REPO, Server, case, check, expect, build_dir
-from bed import Bed
+from bed import KVMSTACK_DIRS, Bed
 import httpserve
 
-PRIVATE = ["/etc/sysctl.d", "/etc/kvmstack", "/var/lib/kvmstack",
-           "/var/log/kvmstack", "/backupStorage"]
 ARGS = ["--host-ping-interval", "500", "--host-ping-max-failure", "2",
         "--vm-domain-type", "qemu", "--vm-stop-timeout", "20000"]
 NFS_URL = "192.168.0.212:/usr/local/zstack/nfs_root"
@@ -74,7 +72,7 @@ def test_vms(ctx):
     export.mkdir(parents=True)
     try:
         with Bed() as bed:
-            h = bed.add_host("kvm1", with_libvirt=True, private_dirs=PRIVATE)
+            h = bed.add_host("kvm1", with_libvirt=True, private_dirs=KVMSTACK_DIRS)
             h.run("mkdir -p /etc/kvmstack && printf '%%s\\n' "
                   "'# NFS stand-in: this kernel has no NFS client' "
                   "'nfs_mount_command = mount --bind %s{export} {path}' "

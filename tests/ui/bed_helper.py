@@ -28,10 +28,6 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bed"))
 
-PRIVATE = ["/etc/sysctl.d", "/etc/kvmstack", "/var/lib/kvmstack",
-           "/var/log/kvmstack", "/backupStorage"]
-
-
 def main():
     out = sys.stdout
     sys.stdout = sys.stderr     # Only the JSON line goes to the test.
@@ -39,10 +35,10 @@ def main():
     export = standin + "/usr/local/zstack/nfs_root"
     bed = None
     try:
-        from bed import Bed
+        from bed import KVMSTACK_DIRS, Bed
         os.makedirs(export)
         bed = Bed()
-        host = bed.add_host("uihost", with_libvirt=True, private_dirs=PRIVATE)
+        host = bed.add_host("uihost", with_libvirt=True, private_dirs=KVMSTACK_DIRS)
         host.run("mkdir -p /etc/kvmstack && printf '%%s\\n' "
                  "'# NFS stand-in: this kernel has no NFS client' "
                  "'nfs_mount_command = mount --bind %s{export} {path}' "
