@@ -24,8 +24,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, NETUTIL,  # noqa: E402
-                   Topology, base_config, delta, rule)
+from vrlib import (BACKEND1, BACKEND2, CLIENT1, NETUTIL, base_config,  # noqa: E402
+                   delta, ok, rule, run_in_topology, stats)
 
 VIP1 = '198.51.100.10'
 
@@ -33,10 +33,6 @@ R_UDP = rule('c-udp', VIP1, 'udp', [5300, 5300], BACKEND1, [5353, 5353])
 R_UDP2 = rule('c-udp2', VIP1, 'udp', [5301, 5301], BACKEND1, [5353, 5353])
 R_TCP = rule('c-tcp', VIP1, 'tcp', [7000, 7000], BACKEND1, [7000, 7000])
 RULES = [R_UDP, R_UDP2, R_TCP]
-
-
-def stats(reply):
-    return reply.get('result', {}).get('stats', {})
 
 
 def to(r, gip):
@@ -78,12 +74,7 @@ def log_text(t):
 
 
 def main():
-    t = Topology('kvrc%d' % os.getpid(), dhcp_leg=False)
-    try:
-        run(t)
-    finally:
-        t.destroy()
-    return plan()
+    return run_in_topology('kvrc', run, dhcp_leg=False)
 
 
 def run(t):

@@ -23,16 +23,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, CLIENT2, DHCP_IP,  # noqa
+from vrlib import (BACKEND1, BACKEND2, CLIENT1, CLIENT2, DHCP_IP,  # noqa: E402
                    DHCP_MAC, PUB_SERVER, VR_PRIV, VR_PUB, Topology,
-                   base_config, rule, sh)
+                   base_config, ok, plan, rule, sh, stats)
 
 VIP1 = '198.51.100.10'
 VIP2 = '198.51.100.11'
-
-
-def stats(reply):
-    return reply.get('result', {}).get('stats', {})
 
 
 FOREIGN = '''table inet foreign {

@@ -25,8 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, Topology,  # noqa: E402
-                   base_config, delta, rule, sh)
+from vrlib import (BACKEND1, BACKEND2, CLIENT1, base_config, delta, ok,  # noqa: E402
+                   rule, run_in_topology, sh, stats)
 
 VIP1 = '198.51.100.10'
 VIP2 = '198.51.100.11'
@@ -37,10 +37,6 @@ R_NEW = rule('r-new', VIP1, 'tcp', [8022, 8022], BACKEND1, [8022, 8022])
 R_RANGE = rule('r-range', VIP1, 'tcp', [1000, 1010], BACKEND1,
                [2000, 2010], CLIENT1 + '/32')
 R_V2 = rule('r-v2', VIP2, 'tcp', [2222, 2222], BACKEND2, [22, 22])
-
-
-def stats(reply):
-    return reply.get('result', {}).get('stats', {})
 
 
 def gen_of(vr):
@@ -55,12 +51,7 @@ def vip_addrs(t):
 
 
 def main():
-    t = Topology('kvrd%d' % os.getpid(), dhcp_leg=False)
-    try:
-        run(t)
-    finally:
-        t.destroy()
-    return plan()
+    return run_in_topology('kvrd', run, dhcp_leg=False)
 
 
 def run(t):

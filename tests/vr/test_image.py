@@ -23,8 +23,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (ok, plan, BACKEND1, BACKEND2, CLIENT1, CLIENT2, REPO,  # noqa
-                   PUB_SERVER, VR_PUB, base_config, rule, sh, vr_binary)
+from vrlib import (BACKEND1, BACKEND2, CLIENT1, CLIENT2, PUB_SERVER,  # noqa: E402
+                   REPO, VR_PUB, base_config, ok, plan, rule, sh,
+                   vr_binary)
 
 BOOT_TIMEOUT = 90
 VR_PUB_MAC = '52:54:00:6e:01:01'

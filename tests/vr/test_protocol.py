@@ -23,8 +23,8 @@ import tty
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vrlib import (ok, plan, BACKEND1, Topology, base_config, rule, sh,  # noqa
-                   vr_binary)
+from vrlib import (BACKEND1, base_config, ok, rule, run_in_topology,  # noqa: E402
+                   sh, vr_binary)
 
 
 
@@ -41,12 +41,7 @@ def refused(t, vr, cfg, problem, desc, field=None):
 
 
 def main():
-    t = Topology('kvrp%d' % os.getpid(), dhcp_leg=False)
-    try:
-        run(t)
-    finally:
-        t.destroy()
-    return plan()
+    return run_in_topology('kvrp', run, dhcp_leg=False)
 
 
 def run(t):

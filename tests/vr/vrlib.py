@@ -69,6 +69,22 @@ def plan():
     return 1 if _tap['failed'] else 0
 
 
+def stats(reply):
+    """The 'stats' of a vr.apply reply ({} for a problem)."""
+    return reply.get('result', {}).get('stats', {})
+
+
+def run_in_topology(tag, run, **kw):
+    """A test file's main: run(t) in a Topology named after 'tag' and this
+    process, destroyed whatever happens; then the TAP plan."""
+    t = Topology('%s%d' % (tag, os.getpid()), **kw)
+    try:
+        run(t)
+    finally:
+        t.destroy()
+    return plan()
+
+
 def vr_binary():
     build = os.environ.get('KVMSTACK_BUILD', 'build')
     return str((REPO / build / 'kvmstack-vr').resolve())
