@@ -18,14 +18,14 @@ counts as one failure.
 import argparse
 import fnmatch
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULT = re.compile(r'^(not ok|ok)\b\s*(\d+)?\s*(?:-\s*)?(.*)$')
-PLAN = re.compile(r'^1\.\.\d+')
+sys.path.insert(0, str(HERE.parent))
+
+from tapjoin import Joiner  # noqa: E402
 
 
 def main():
@@ -34,8 +34,7 @@ def main():
     ap.add_argument('--list', action='store_true')
     args = ap.parse_args()
     files = sorted(HERE.glob('test_*.py'))
-    n = 0
-    failed = 0
+    j = Joiner()
     for f in files:
         cmd = [sys.executable, str(f)]
         name = f.stem[len('test_'):]
@@ -54,33 +53,10 @@ def main():
             if not (fnmatch.fnmatchcase(name, args.only)
                     or fnmatch.fnmatchcase(name, head)):
                 continue
-        print('# %s' % f.name, flush=True)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        file_failed = 0
-        for line in proc.stdout:
-            line = line.rstrip('\n')
-            m = RESULT.match(line)
-            if m:
-                n += 1
-                if m.group(1) == 'not ok':
-                    file_failed += 1
-                print('%s %d - %s' % (m.group(1), n, m.group(3)), flush=True)
-            elif PLAN.match(line):
-                continue
-            else:
-                print(line, flush=True)
-        rc = proc.wait()
-        if rc != 0 and not file_failed:
-            n += 1
-            file_failed += 1
-            print('not ok %d - %s exited with status %d' % (n, f.name, rc),
-                  flush=True)
-        failed += file_failed
+        j.run(cmd, f.name)
     if args.list:
         return 0
-    print('1..%d' % n, flush=True)
-    return 1 if failed or n == 0 else 0
+    return j.plan()
 
 
 if __name__ == '__main__':

@@ -724,15 +724,18 @@ def main():
     if os.geteuid() != 0:
         print('1..0 # SKIP needs root')
         return 0
+    head = (args.only or '').split(':', 1)[0].strip()
+    cases = [(name, fn) for name, fn in CASES
+             if not args.only or fnmatch.fnmatchcase(name, args.only)
+             or fnmatch.fnmatchcase(name, head)]
+    if not cases:
+        print('1..0 # SKIP no case matches %r' % args.only)
+        return 0
     tap = Tap()
     tap.note('agent binary: %s' % agent_binary())
     ctx = Ctx(tap)
     try:
-        for name, fn in CASES:
-            head = (args.only or '').split(':', 1)[0].strip()
-            if args.only and not (fnmatch.fnmatchcase(name, args.only)
-                                  or fnmatch.fnmatchcase(name, head)):
-                continue
+        for name, fn in cases:
             ctx.name = name
             try:
                 fn(ctx)

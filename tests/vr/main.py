@@ -16,18 +16,16 @@ dnsmasq, busybox (udhcpc) and root; without root every case is skipped.
 import argparse
 import fnmatch
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from vrlib import vr_binary  # noqa: E402
+sys.path.insert(0, str(HERE.parent))
 
-RESULT = re.compile(r'^(not ok|ok)\b\s*(\d+)?\s*(?:-\s*)?(.*)$')
-PLAN = re.compile(r'^1\.\.\d+')
+from tapjoin import Joiner  # noqa: E402
+from vrlib import vr_binary  # noqa: E402
 
 
 def main():
@@ -55,36 +53,10 @@ def main():
         print('not ok 1 - %s missing (make)' % vr_binary())
         print('1..1')
         return 1
-    n = 0
-    failed = 0
+    j = Joiner()
     for f, name in keep:
-        print('# %s' % f.name, flush=True)
-        proc = subprocess.Popen([sys.executable, str(f)],
-                                stdout=subprocess.PIPE, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        file_failed = 0
-        for line in proc.stdout:
-            line = line.rstrip('\n')
-            m = RESULT.match(line)
-            if m:
-                n += 1
-                if m.group(1) == 'not ok':
-                    file_failed += 1
-                print('%s %d - %s: %s' % (m.group(1), n, name, m.group(3)),
-                      flush=True)
-            elif PLAN.match(line):
-                continue
-            else:
-                print(line, flush=True)
-        rc = proc.wait()
-        if rc != 0 and not file_failed:
-            n += 1
-            file_failed += 1
-            print('not ok %d - %s exited with status %d' % (n, f.name, rc),
-                  flush=True)
-        failed += file_failed
-    print('1..%d' % n, flush=True)
-    return 1 if failed or n == 0 else 0
+        j.run([sys.executable, str(f)], f.name, name)
+    return j.plan()
 
 
 if __name__ == '__main__':
