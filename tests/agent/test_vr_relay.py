@@ -13,7 +13,13 @@ serving one client at a time as QEMU's chardev does, that says init,
 answers vr.apply with {"gen":G} or a problem, or stays silent.  The steps
 run in order on one agent (each leaves the state the next one starts
 from), then a second agent checks the probe that finds a kvmstack-vr that
-already said its init to an earlier agent.  Nothing leaves this machine;
+already said its init to an earlier agent.
+
+That peer (FakeVR) is a stand-in, and only for what the real one cannot do
+on cue: a router that never says init, re-inits while a call waits, closes
+mid-call or answers late.  The real path (agent, QEMU's chardev,
+virtio-serial, kvmstack-vr inside the appliance) is tested beside it by
+tests/vr/test_image.py and end to end by tests/e2e.  Nothing leaves this machine;
 the bed removes the host at the end, pass or fail.  The agent's log goes
 to tests/artifacts/agent-vr-relay.log.
 """
