@@ -13,10 +13,12 @@
 Python 3 standard library only.
 """
 
+import argparse
 import contextlib
 import ctypes
 import fnmatch
 import http.client
+import importlib
 import json
 import os
 import secrets
@@ -775,3 +777,82 @@ class Env:
 
     def close(self):
         Server.kill_all()
+
+
+# -- a tier's main (tests/api/main.py, tests/system/main.py) -----------
+
+def _terminate(signum, frame):
+    # Once: further signals must not interrupt the cleanup that follows.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def case_selected(name, only):
+    if not only:
+        return True
+    head = only.split(":", 1)[0].strip()
+    return fnmatch.fnmatchcase(name, only) or fnmatch.fnmatchcase(name, head)
+
+
+def main(test_dir, description=None):
+    """The main of a tier whose cases are the @case functions of
+    'test_dir'/test_*.py (the api and system tiers): --list, --only GLOB,
+    TAP out, every server and bed closed on the way out, also on a signal.
+    Returns the exit status."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--only")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(test_dir))
+    for f in sorted(Path(test_dir).glob("test_*.py")):
+        importlib.import_module(f.stem)
+    cases = sorted(CASES, key=lambda c: (c[0], c[1]))
+    if args.list:
+        for _, name, _ in cases:
+            print(name)
+        return 0
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    tap = Tap(only=args.only)
+    env = Env()
+    try:
+        for _, name, fn in cases:
+            if not case_selected(name, args.only):
+                continue
+            ctx = Case(name, env, tap)
+            try:
+                fn(ctx)
+            except StepAbort:
+                if ctx.skip_reason:
+                    tap.result(True, "%s: the steps after it" % name,
+                               case=name, skip=ctx.skip_reason)
+                else:
+                    tap.diag("%s: stopped after the failed step above"
+                             % name)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:  # noqa: B902
+                ctx._report(False, "runs to completion", e)
+    except KeyboardInterrupt as e:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        env.close()
+        try:
+            tap.out.write("Bail out! interrupted (%s)\n" % (e or "^C"))
+            tap.out.flush()
+        except OSError:
+            pass
+        return 130
+    except BaseException:
+        env.close()
+        tap.out.write("Bail out! harness error\n")
+        tap.diag(traceback.format_exc())
+        return 2
+    finally:
+        env.close()
+    tap.plan()
+    return 1 if tap.failed else 0
+
