@@ -3,7 +3,7 @@
 protocol (include/kvmstack/proto.h) from a test.  Python 3 stdlib only.
 
     import sys; sys.path.insert(0, 'tests/agent')    # or tests/bed too
-    from agentproc import Agent, AgentProblem, agent_binary
+    from agentproc import Agent, AgentProblem, agent_binary, wait_until
 
     with Agent(host=h1) as ag:             # inside test-bed host h1
         ag.init_frame                      # the agent's init frame (dict)
@@ -11,8 +11,13 @@ protocol (include/kvmstack/proto.h) from a test.  Python 3 stdlib only.
         ag.call('vm.stop', {...}, timeout=60)
         ag.problem('net.bridge.ensure', {...})  # -> ('not-supported', msg)
         ag.send({'kind': 'ping', 'id': 7}); ag.recv(kind='pong')
+        ag.ping(timeout=5)                 # -> the pong frame
         ag.events                          # every event frame seen so far
-        ag.wait_event('vm.state', pred=lambda d: d['state'] == 'Running')
+        mark = ag.event_count()            # events read so far, as a mark
+        ag.events_since(mark)              # the events after the mark
+        ag.wait_event('vm.state', pred=lambda d: d['state'] == 'Running',
+                      start=mark)          # only events after the mark
+        ag.call_raw('vm.list')             # the whole reply frame
     # agent.exit was sent; the process is gone (killed if it did not go)
 
     Agent()                                # runs the agent here, locally
@@ -28,12 +33,23 @@ Where the agent runs:
 The binary is $KVMSTACK_BUILD/kvmstack-agent (default build/, relative to the
 repository root) unless binary= is given; env= adds environment variables
 (e.g. {'KVMSTACK_AGENT_LOG': 'debug'}, {'KVMSTACK_AGENT_CONF': path}).
+log_path= also appends the agent's stderr to that file, line by line as it
+comes (so it is there even when the test is killed, and is never cut).
 
 Errors: AgentProblem (a problem reply: .problem, .message, .reply),
 AgentError (timeout, agent exited, bad frame; its text ends with the
 agent's last stderr lines).  Frames are read by a thread, so every wait
 has a timeout and a hung agent never hangs the test.  Agent.stderr_text()
 is the agent's log so far (stderr, never mixed with the protocol).
+
+Events: .events only grows when frames are read (recv(), call(),
+wait_event()...), so an event the agent sent while the test was doing
+something else may still be queued; event_count() and events_since() take
+in every frame already read first, so a mark taken with event_count()
+splits the events at that moment.
+
+wait_until(timeout, pred, interval) polls pred until it returns a true
+value or the timeout passes, and returns its last value.
 """
 
 import json
@@ -44,7 +60,8 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ['Agent', 'AgentError', 'AgentProblem', 'agent_binary', 'REPO']
+__all__ = ['Agent', 'AgentError', 'AgentProblem', 'agent_binary',
+           'wait_until', 'REPO']
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CLEAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -56,6 +73,17 @@ def agent_binary():
     b = Path(os.environ.get('KVMSTACK_BUILD') or 'build')
     b = b if b.is_absolute() else REPO / b
     return b / 'kvmstack-agent'
+
+
+def wait_until(timeout, pred, interval=0.05):
+    """pred()'s first true value, polling every 'interval' seconds, or its
+    last (false) value once 'timeout' seconds have passed."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(interval)
 
 
 class AgentError(RuntimeError):
@@ -81,7 +109,7 @@ class Agent:
 
     def __init__(self, host=None, netns=None, argv_prefix=None, binary=None,
                  env=None, timeout=15.0, start=True, version=1,
-                 capabilities=()):
+                 capabilities=(), log_path=None):
         self.binary = str(binary or agent_binary())
         if argv_prefix is not None:
             prefix = list(argv_prefix)
@@ -98,6 +126,7 @@ class Agent:
         self.timeout = timeout
         self.version = version
         self.capabilities = list(capabilities)
+        self.log_path = log_path
         self.proc = None
         self.init_frame = None
         self.events = []
@@ -114,11 +143,13 @@ class Agent:
         if not os.path.exists(self.binary):
             raise AgentError('agent binary %s is missing (run make)'
                              % self.binary)
+        log = open(self.log_path, 'ab') if self.log_path else None
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=self.env, cwd='/')
         threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(log,),
+                         daemon=True).start()
         self.init_frame = self.recv(kind='init', timeout=self.timeout)
         self.send({'kind': 'init', 'version': self.version,
                    'capabilities': self.capabilities})
@@ -134,11 +165,16 @@ class Agent:
             self._frames.put(msg)
         self._frames.put(None)      # EOF
 
-    def _read_stderr(self):
+    def _read_stderr(self, log=None):
         for line in self.proc.stderr:
+            if log is not None:
+                log.write(line)
+                log.flush()
             with self._lock:
                 self._stderr.append(line.decode(errors='replace').rstrip())
                 del self._stderr[:-2000]
+        if log is not None:
+            log.close()
 
     def stderr_text(self, last=None):
         """The agent's stderr so far (its log), the last 'last' lines."""
@@ -201,6 +237,44 @@ class Agent:
                 continue
             self._pending.append(m)
 
+    def _take_read_frames(self):
+        """Takes in every frame the reader has already read, without
+        waiting: events go to self.events, the rest stay for recv()."""
+        while True:
+            try:
+                m = self._frames.get_nowait()
+            except queue.Empty:
+                return
+            if m is None:
+                self._frames.put(None)      # stay at EOF
+                return
+            if m.get('kind') == 'event':
+                self.events.append(m)
+            else:
+                self._pending.append(m)
+
+    def event_count(self):
+        """How many events the agent has sent so far (every frame already
+        read is taken in first): a mark for events_since() and
+        wait_event(start=)."""
+        self._take_read_frames()
+        return len(self.events)
+
+    def events_since(self, mark=0):
+        """A copy of the events after the first 'mark' (every frame already
+        read is taken in first)."""
+        self._take_read_frames()
+        return list(self.events[mark:])
+
+    def ping(self, timeout=None):
+        """Sends a ping and returns the pong frame; AgentError on timeout
+        or agent exit."""
+        with self._lock:
+            pid = self._next_id
+            self._next_id += 1
+        self.send({'kind': 'ping', 'id': pid})
+        return self.recv(kind='pong', id=pid, timeout=timeout)
+
     def call_raw(self, method, params=None, timeout=None):
         """Sends a call and returns the whole reply frame."""
         with self._lock:
@@ -226,17 +300,18 @@ class Agent:
                              % (method, reply.get('result')))
         return reply['problem'], reply.get('message', '')
 
-    def wait_event(self, event, pred=None, timeout=None):
+    def wait_event(self, event, pred=None, timeout=None, start=0):
         """The first event named 'event' (seen before or arriving within
-        the timeout) whose data satisfies pred."""
+        the timeout; only from self.events[start] on) whose data satisfies
+        pred."""
         deadline = time.monotonic() + (timeout or self.timeout)
-        seen = 0
+        seen = start
         while True:
             for m in self.events[seen:]:
                 if m.get('event') == event and (pred is None or
                                                 pred(m.get('data') or {})):
                     return m
-            seen = len(self.events)
+            seen = max(seen, len(self.events))
             left = deadline - time.monotonic()
             if left <= 0:
                 self._fail('no %s event within %.1f s' % (

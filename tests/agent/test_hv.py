@@ -10,7 +10,7 @@ Cases (--only GLOB matches a case name, or the part before ':' of a
 idempotent), so one can run alone, e.g. --only hv-stop.
 
 The real agent (build/kvmstack-agent, or $KVMSTACK_BUILD/kvmstack-agent)
-runs inside the host and is driven with frames (tests/agent/hv_helper.py).
+runs inside the host and is driven with frames (tests/agent/agentproc.py).
 Guests have no OS (a blank qcow2 overlay): SeaBIOS runs and finds nothing
 to boot, which is enough for every lifecycle call; an ACPI power button does
 nothing there, so the graceful stop is tested by its fallback to destroy.
@@ -33,8 +33,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests', 'bed'))
 
+from agentproc import Agent, AgentError, wait_until  # noqa: E402
 from bed import KVMSTACK_DIRS, Bed  # noqa: E402
-from hv_helper import Agent  # noqa: E402
 
 BUILD = os.path.join(REPO, os.environ.get('KVMSTACK_BUILD', 'build'))
 AGENT = os.path.join(BUILD, 'kvmstack-agent')
@@ -75,15 +75,6 @@ def note(msg):
     print('# ' + msg, flush=True)
 
 
-def wait_until(timeout, pred, interval=0.05):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(interval)
-
-
 def vm_params(uuid, root, nics=(), **kw):
     p = {'uuid': uuid, 'name': 'vm-' + uuid[:6], 'cpuNum': 1,
          'memorySize': 64 << 20, 'domainType': 'qemu', 'rootVolume': root,
@@ -112,7 +103,15 @@ class T:
         return self.virsh('domid ' + uuid, check=False).stdout.strip()
 
     def call(self, method, params=None, timeout=60):
-        return self.a.call(method, params, timeout=timeout)
+        """The reply frame (with 'result' or 'problem')."""
+        return self.a.call_raw(method, params, timeout=timeout)
+
+    def ping(self, timeout=5):
+        """The pong frame, or None."""
+        try:
+            return self.a.ping(timeout=timeout)
+        except AgentError:
+            return None
 
     def timed(self, method, params=None, timeout=60):
         t0 = time.monotonic()
@@ -120,12 +119,16 @@ class T:
         return r, time.monotonic() - t0
 
     def state_event(self, uuid, state, start, timeout=15, reason=None):
-        return self.a.wait_event(
-            lambda e: e.get('event') == 'vm.state'
-            and e['data'].get('uuid') == uuid
-            and e['data'].get('state') == state
-            and (reason is None or e['data'].get('reason') == reason),
-            timeout=timeout, start=start)
+        """The first vm.state event from index 'start' on with this uuid,
+        state (and reason), or None after 'timeout' seconds."""
+        try:
+            return self.a.wait_event(
+                'vm.state',
+                lambda d: d.get('uuid') == uuid and d.get('state') == state
+                and (reason is None or d.get('reason') == reason),
+                timeout=timeout, start=start)
+        except AgentError:
+            return None
 
     def overlay(self, name, base='base.qcow2'):
         self.h.run('qemu-img create -q -f qcow2 -b %s/%s -F qcow2 %s/%s'
@@ -134,7 +137,7 @@ class T:
 
 
 def case_no_libvirtd(t):
-    caps = t.a.init.get('capabilities', [])
+    caps = t.a.init_frame.get('capabilities', [])
     ok(all(m in caps for m in ('vm.start', 'vm.stop', 'vm.reboot',
                                'vm.destroy', 'vm.list', 'vm.console')),
        'init lists the vm.* capabilities', caps)
@@ -142,7 +145,7 @@ def case_no_libvirtd(t):
     ok(r.get('problem') == 'internal-error'
        and 'not reachable' in r.get('message', ''),
        'vm.list without libvirtd: internal-error, libvirt\'s words', r)
-    ok(t.a.ping() is not None and t.a.alive(),
+    ok(t.ping() is not None and t.a.alive(),
        'the agent keeps running without libvirtd')
 
 
@@ -218,7 +221,7 @@ def case_start(t, root):
     ok(r.get('result') == {'state': 'Running'},
        'vm.start: Running (%.2f s)' % dt, r)
     e = t.state_event(U1, 'Running', ev0, reason='booted')
-    ok(e is not None, 'event vm.state Running (booted)', t.a.events())
+    ok(e is not None, 'event vm.state Running (booted)', t.a.events_since())
     r = t.call('vm.list')
     ok({'uuid': U1, 'state': 'Running'} in r.get('result', {}).get('vms', []),
        'vm.list shows it Running', r)
@@ -281,7 +284,7 @@ def case_start(t, root):
     ok(r.get('result') == {'state': 'Running'} and t.domid(U1) == domid,
        'vm.start again: idempotent, same QEMU (%.3f s)' % dt, r)
     time.sleep(0.3)
-    ok(not [e for e in t.a.events()[ev0:] if e['data'].get('uuid') == U1],
+    ok(not [e for e in t.a.events_since(ev0) if e['data'].get('uuid') == U1],
        'no lifecycle event from the idempotent start')
 
 
@@ -319,7 +322,7 @@ def case_stop(t, root):
     ok(r.get('result') == {'state': 'Stopped', 'forced': True},
        'vm.stop force: Stopped (%.3f s)' % dt, r)
     ok(t.state_event(U1, 'Stopped', ev0, reason='destroyed') is not None,
-       'event vm.state Stopped (destroyed)', t.a.events()[ev0:])
+       'event vm.state Stopped (destroyed)', t.a.events_since(ev0))
     r = t.call('vm.list')
     ok({'uuid': U1, 'state': 'Stopped'} in r.get('result', {}).get('vms', []),
        'vm.list shows it Stopped (still defined)', r)
@@ -361,7 +364,7 @@ def case_behind_back(t, root):
     e = t.state_event(U1, 'Stopped', ev0, reason='destroyed')
     ok(e is not None,
        'virsh destroy behind the agent\'s back: event Stopped (destroyed)',
-       t.a.events()[ev0:])
+       t.a.events_since(ev0))
 
     t.call('vm.start', vm_params(U1, root))
     ev0 = t.a.event_count()
@@ -382,7 +385,7 @@ def case_behind_back(t, root):
     killed = t.h.kill_matching('qemu-system-x86_64.*guest=' + U1, sig='KILL')
     e = t.state_event(U1, 'Crashed', ev0, reason='failed')
     ok(bool(killed) and e is not None,
-       'QEMU killed: event vm.state Crashed (failed)', t.a.events()[ev0:])
+       'QEMU killed: event vm.state Crashed (failed)', t.a.events_since(ev0))
     r = t.call('vm.list')
     ok({'uuid': U1, 'state': 'Crashed'} in r.get('result', {}).get('vms', []),
        'vm.list shows the killed VM Crashed, like the event', r)
@@ -400,12 +403,12 @@ def case_libvirtd_restart(t, root):
     t.h.run('libvirtd -d >/dev/null 2>&1')
     e = t.state_event(U1, 'Running', ev0, timeout=15, reason='resync')
     ok(e is not None, 'after libvirtd restarts: vm.state resync Running '
-       '(%.2f s)' % (time.monotonic() - t0), t.a.log_tail())
+       '(%.2f s)' % (time.monotonic() - t0), t.a.stderr_text(last=25))
     ev1 = t.a.event_count()
     t.virsh('destroy ' + U1)
     ok(t.state_event(U1, 'Stopped', ev1) is not None,
        'events flow on the new connection (virsh destroy -> Stopped)',
-       t.a.log_tail())
+       t.a.stderr_text(last=25))
     r = t.call('vm.list')
     ok({'uuid': U1, 'state': 'Stopped'} in r.get('result', {}).get('vms', []),
        'vm.list on the new connection', r)
@@ -444,7 +447,7 @@ def case_start_failures(t, root):
        % r.get('message'), r)
     ok(t.all_domains() == [], 'nothing left defined after the failed start',
        t.all_domains())
-    ok(not [e for e in t.a.events()[ev0:] if e['data'].get('uuid') == U2
+    ok(not [e for e in t.a.events_since(ev0) if e['data'].get('uuid') == U2
             and e['data'].get('state') == 'Running'],
        'no Running event for the failed start')
     p = vm_params(U3, IMG + '/missing.qcow2')
@@ -520,7 +523,7 @@ def case_real_guest(t, root):
                     interval=0.2)
     dt = time.monotonic() - t0
     TIMES['ACPI reboot to GUEST-UP (real guest)'] = dt
-    states = [e['data']['state'] for e in t.a.events()[ev0:]
+    states = [e['data']['state'] for e in t.a.events_since(ev0)
               if e['data'].get('uuid') == UG]
     ok(r.get('result') == {'state': 'Running'} and up
        and t.domid(UG) == domid and 'Stopped' not in states,
@@ -535,7 +538,7 @@ def case_real_guest(t, root):
        'vm.stop of an ACPI-aware guest: graceful, not forced (%.2f s)' % dt,
        r)
     ok(t.state_event(UG, 'Stopped', ev0, reason='shutdown') is not None,
-       'event vm.state Stopped (shutdown)', t.a.events()[ev0:])
+       'event vm.state Stopped (shutdown)', t.a.events_since(ev0))
     t.call('vm.destroy', {'uuid': UG})
 
 
@@ -603,7 +606,12 @@ def main():
             h = b.add_host('hv1', with_libvirt=True,
                            private_dirs=KVMSTACK_DIRS)
             # Started before libvirtd: the agent must cope.
-            agent = Agent(h, AGENT, log)
+            env = {'KVMSTACK_AGENT_LOG': 'debug'}
+            env.update({k: os.environ[k] for k in (
+                'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS')
+                if k in os.environ})
+            agent = Agent(host=h, binary=AGENT, env=env, timeout=10,
+                          log_path=log)
             t = T(h, agent)
             for name, fn, setup in cases:
                 if not setup:
@@ -619,14 +627,14 @@ def main():
             for name, fn, setup in cases:
                 if setup:
                     run_case(name, fn, t, root)
-            ok(agent.alive() and agent.ping() is not None,
+            ok(agent.alive() and t.ping() is not None,
                'the agent is still alive')
             for vm in t.call('vm.list').get('result', {}).get('vms', []):
                 t.call('vm.destroy', {'uuid': vm['uuid']})
             leftover = t.all_domains()
             ok(not leftover, 'vm.destroy of every listed VM: no domain left',
                leftover)
-            r = agent.call('agent.exit')
+            r = agent.call_raw('agent.exit', timeout=30)
             ok('result' in r, 'agent.exit')
             agent.close()
     except Exception:

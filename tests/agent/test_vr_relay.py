@@ -38,7 +38,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests', 'bed'))
 
-from agentproc import Agent, AgentError  # noqa: E402
+from agentproc import Agent, AgentError, wait_until  # noqa: E402
 from bed import Bed  # noqa: E402
 
 ARTIFACTS = os.path.join(REPO, 'tests', 'artifacts')
@@ -66,15 +66,6 @@ def ok(cond, desc, diag=None):
 def note(msg):
     for line in str(msg).splitlines():
         print('# ' + line, flush=True)
-
-
-def wait_until(timeout, pred, interval=0.02):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(interval)
 
 
 def problem_is(got, want, desc, *needles):
