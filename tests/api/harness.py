@@ -779,6 +779,24 @@ class Env:
         Server.kill_all()
 
 
+def wait_for(what, fn, timeout=60.0, interval=0.1):
+    """Calls fn() until it returns something true (returned) or 'timeout'
+    seconds pass (AssertionError naming 'what' and fn's last answer); an
+    AssertionError from fn counts as a false answer."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except AssertionError as e:
+            last = str(e)
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0f s waiting for %s (last: %r)"
+                         % (timeout, what, last))
+
 # -- a tier's main (tests/api/main.py, tests/system/main.py) -----------
 
 def _terminate(signum, frame):

@@ -44,7 +44,8 @@ sys.path.insert(0, str(REPO / "tests" / "api"))
 sys.path.insert(0, str(REPO / "tests" / "bed"))
 
 import harness  # noqa: E402
-from harness import Server, Tap, Case, StepAbort, check  # noqa: E402
+from harness import (Server, Tap, Case, StepAbort, check,  # noqa: E402
+                     wait_for)
 from bed import KVMSTACK_DIRS, Bed  # noqa: E402
 import httpserve  # noqa: E402
 
@@ -142,23 +143,6 @@ class Cli:
         return (self.run("query-" + what, *conds) or {}).get(
             "inventories", [])
 
-
-def wait_for(what, fn, timeout=120.0, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except AssertionError as e:
-            last = str(e)
-            last_ok = False
-        else:
-            last_ok = bool(last)
-        if last_ok:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %.0f s waiting for %s (last: %r)"
-                         % (timeout, what, last))
 
 
 class Ssh:

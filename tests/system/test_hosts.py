@@ -16,24 +16,13 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from harness import REPO, Server, case, check, expect
+from harness import REPO, Server, case, check, expect, wait_for
 from bed import KVMSTACK_DIRS, Bed
 
 PING_ARGS = ["--host-ping-interval", "300", "--host-ping-max-failure", "2"]
 # The bed's hosts share this machine's files: what the playbook writes
 # under these stays inside each test host.
 
-
-def wait_for(what, fn, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %.0f s waiting for %s (last: %r)"
-                         % (timeout, what, last))
 
 
 def host_inv(c, uuid):

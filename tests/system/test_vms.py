@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import REPO, Server, case, check, expect, build_dir
+from harness import (REPO, Server, build_dir, case, check, expect,
+                     wait_for)
 from bed import KVMSTACK_DIRS, Bed
 import httpserve
 
@@ -28,17 +29,6 @@ ARGS = ["--host-ping-interval", "500", "--host-ping-max-failure", "2",
         "--vm-domain-type", "qemu", "--vm-stop-timeout", "20000"]
 NFS_URL = "192.168.0.212:/usr/local/zstack/nfs_root"
 
-
-def wait_for(what, fn, timeout=60.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %.0f s waiting for %s (last: %r)"
-                         % (timeout, what, last))
 
 
 def vm_inv(c, uuid):
