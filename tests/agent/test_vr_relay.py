@@ -190,7 +190,7 @@ def apply_ok(call):
 
 
 def vr_events(ag, uuid, mark):
-    return [e['data']['state'] for e in ag.events[mark:]
+    return [e['data']['state'] for e in ag.events_since(mark)
             if e.get('event') == 'vr.state' and e['data'].get('uuid') == uuid]
 
 
@@ -253,7 +253,7 @@ def steps_main(ag, vrdir):
        'absent: vr.status says not connected', st)
 
     # The VR boots: QEMU listens, kvmstack-vr has not said init.
-    mark = len(ag.events)
+    mark = ag.event_count()
     fake = FakeVR(p1)
     ok(wait_until(3, lambda: fake.accepts == 1),
        'boot: the agent connects to the new socket within 3 s',
@@ -268,7 +268,7 @@ def steps_main(ag, vrdir):
     ok(probe is not None and not fake.frames.qsize(),
        'boot: nothing but one probe ping is sent before init', probe)
     ok(vr_events(ag, U1, mark) == [], 'boot: no vr.state event before init',
-       ag.events[mark:])
+       ag.events_since(mark))
 
     # kvmstack-vr says init.
     t0 = time.monotonic()
@@ -283,7 +283,7 @@ def steps_main(ag, vrdir):
     time.sleep(0.1)
     ok(vr_events(ag, U1, mark) == ['Connected'],
        'init: the late pong of the probe changes nothing',
-       ag.events[mark:])
+       ag.events_since(mark))
 
     # vr.apply relayed and answered.
     fake.handler = apply_ok
@@ -357,7 +357,7 @@ def steps_main(ag, vrdir):
        'apply gets its own', res)
 
     # The VR reboots: kvmstack-vr says init again.
-    mark = len(ag.events)
+    mark = ag.event_count()
     fake.init()
     got = wait_vr_events(ag, U1, mark, 2)
     ok(got == ['Disconnected', 'Connected'],
@@ -373,7 +373,7 @@ def steps_main(ag, vrdir):
              'params': {'uuid': U1, 'config': config(13)}})
     ok(fake.recv('call', timeout=2) is not None,
        're-init: the pending call reached the VR')
-    mark = len(ag.events)
+    mark = ag.event_count()
     t0 = time.monotonic()
     fake.init()
     rep = ag.recv(kind='reply', id=90001, timeout=5)
@@ -385,7 +385,7 @@ def steps_main(ag, vrdir):
 
     # A second VR alongside, named in upper case in the calls.
     p3 = os.path.join(vrdir, U3 + '.sock')
-    mark3 = len(ag.events)
+    mark3 = ag.event_count()
     fake3 = FakeVR(p3)
     fake3.handler = lambda c: {'kind': 'reply', 'id': c['id'],
                                'result': {'gen': 300}}
@@ -406,7 +406,7 @@ def steps_main(ag, vrdir):
     ag.send({'kind': 'call', 'id': 90002, 'method': 'vr.apply',
              'params': {'uuid': U1, 'config': config(15)}})
     fake.recv('call', timeout=2)
-    mark = len(ag.events)
+    mark = ag.event_count()
     t0 = time.monotonic()
     fake.close()
     rep = ag.recv(kind='reply', id=90002, timeout=5)
@@ -427,7 +427,7 @@ def steps_main(ag, vrdir):
        'stop: the other VR is not disturbed')
 
     # The VR starts again: a new socket.
-    mark = len(ag.events)
+    mark = ag.event_count()
     fake = FakeVR(p1)
     fake.handler = apply_ok
     ok(wait_until(3, lambda: fake.accepts == 1),
@@ -443,7 +443,7 @@ def steps_main(ag, vrdir):
 
     # QEMU closes the connection but keeps listening (its client went):
     # the agent reconnects to the same file.
-    mark = len(ag.events)
+    mark = ag.event_count()
     with fake._lock:
         conn = fake.conn
     conn.shutdown(socket.SHUT_RDWR)
